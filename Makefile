@@ -1,0 +1,33 @@
+# One command runs the pipeline, one runs the tests; both create .venv from
+# requirements.lock first when it is missing or stale.
+PY := .venv/bin/python
+# Keras 2 for TFX's Keras paths; set here too so subprocesses inherit it.
+export TF_USE_LEGACY_KERAS := 1
+ARGS ?=
+
+.PHONY: venv run test test-fast lint bench lock clean
+
+venv:
+	@scripts/ensure_venv.sh
+
+run: venv
+	$(PY) -m pipeline run $(ARGS)
+
+test: venv
+	$(PY) -m pytest $(ARGS)
+
+# Unit tests only: skips the end-to-end pipeline runs.
+test-fast: venv
+	$(PY) -m pytest -m "not e2e" $(ARGS)
+
+lint: venv
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
+
+bench: venv
+	$(PY) bench/bench_local_run.py $(ARGS)
+
+lock:
+	scripts/lock.sh
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Finds the baseline for the Evaluator: the pipeline's latest blessed model."""

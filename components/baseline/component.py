@@ -1,0 +1,61 @@
+"""`BaselineLookup`: emits a reference to the pipeline's latest blessed model.
+
+TFX artifacts cannot point at another artifact's files, and an output cannot
+be left empty in a way both the local runner and Kubeflow v2 accept. So the
+output is a small Model-typed *reference*: custom properties
+`baseline_found`, `baseline_model_id`, `baseline_model_uri`,
+`baseline_blessing_id` (and the same in `reference.json`).
+`components.evaluator.Evaluator` resolves it before TFMA runs; with no
+baseline it evaluates on the value thresholds alone.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from components.baseline.lookup import find_latest_blessed_model
+from components.metadata_store import connect
+
+REFERENCE_FILE = "reference.json"
+FOUND = "baseline_found"
+MODEL_ID = "baseline_model_id"
+MODEL_URI = "baseline_model_uri"
+BLESSING_ID = "baseline_blessing_id"
+
+
+@tfx.dsl.components.component
+def BaselineLookup(  # noqa: N802 - TFX names the component class after the function
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    baseline: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    pipeline_name: tfx.dsl.components.Parameter[str],
+    metadata_connection: tfx.dsl.components.Parameter[str],
+) -> None:
+    """Looks up the latest blessed model other than the candidate `model`.
+
+    The candidate is an input so that the lookup re-runs (is not served from
+    cache) whenever a new model is trained.
+
+    Args:
+        model: The candidate model, excluded from the lookup.
+        baseline: Output reference to the baseline model.
+        pipeline_name: Pipeline whose blessings count.
+        metadata_connection: JSON description of the ML Metadata store, see
+            `components.metadata_store.connection_config`.
+    """
+    store = connect(metadata_connection)
+    found = find_latest_blessed_model(store, pipeline_name, frozenset({model.id}))
+    reference = {
+        FOUND: int(found is not None),
+        MODEL_ID: found.model_id if found else 0,
+        MODEL_URI: found.model_uri if found else "",
+        BLESSING_ID: found.blessing_id if found else 0,
+    }
+    baseline.set_int_custom_property(FOUND, reference[FOUND])
+    baseline.set_int_custom_property(MODEL_ID, reference[MODEL_ID])
+    baseline.set_string_custom_property(MODEL_URI, reference[MODEL_URI])
+    baseline.set_int_custom_property(BLESSING_ID, reference[BLESSING_ID])
+    tf.io.gfile.makedirs(baseline.uri)
+    with tf.io.gfile.GFile(os.path.join(baseline.uri, REFERENCE_FILE), "w") as f:
+        json.dump(reference, f, indent=2)

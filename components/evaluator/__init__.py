@@ -1,0 +1,1 @@
+"""TFX's Evaluator, taking its baseline as a `BaselineLookup` reference."""

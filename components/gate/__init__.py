@@ -1,0 +1,1 @@
+"""Fails the run on any ExampleValidator anomaly, before anything is trained."""

@@ -1,0 +1,19 @@
+"""`AnomaliesGate`: a TFX component that fails on any recorded anomaly.
+
+TFX's ExampleValidator only records anomalies; downstream components run
+regardless. The pipeline makes Transform depend on this gate, so a failed
+gate stops the run before anything is trained or pushed.
+"""
+
+from tfx import v1 as tfx
+
+from components.gate.anomalies import check, read_anomalies, split_names_of
+
+
+@tfx.dsl.components.component
+def AnomaliesGate(  # noqa: N802 - TFX names the component class after the function
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+) -> None:
+    """Raises AnomaliesFoundError listing each anomalous feature and kind."""
+    splits = split_names_of(anomalies.split_names)
+    check(read_anomalies(anomalies.uri, splits))

@@ -1,0 +1,1 @@
+"""Imports the curated schema by content rather than by path."""

@@ -1,0 +1,412 @@
+"""The one typed pipeline configuration: YAML in, validated once, frozen.
+
+Both runners and every CLI command take a `PipelineConfig`. Keys are dotted
+paths (`trainer.train_steps`); a YAML file sets them and `--set key=value`
+overrides them. An unknown key or a badly typed value fails at load time with
+a message that names the key and lists what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "local.yaml"
+_REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://", "http://", "https://")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+def _is_remote(path: str) -> bool:
+    return path.startswith(_REMOTE_SCHEMES)
+
+
+def default_data_root() -> str:
+    """Folder of the Chicago Taxi CSV (15,000 trips) that ships in the tfx wheel."""
+    import tfx  # local import: config parsing should not need TFX unless used
+
+    return str(Path(tfx.__file__).parent / "examples" / "chicago_taxi_pipeline" / "data" / "simple")
+
+
+def default_schema_file() -> str:
+    """The curated schema shipped as package data of `components`."""
+    return str(Path(__file__).resolve().parent.parent / "components" / "schema" / "schema.pbtxt")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Input data.
+
+    Attributes:
+        root: Folder of CSV files (local path, gs:// or s3://). Empty: the
+            Chicago Taxi sample shipped inside the tfx wheel.
+        schema_file: Curated schema (text proto). Empty: the one in the repo.
+        train_buckets: Hash buckets of the train split.
+        eval_buckets: Hash buckets of the eval split (ratio = buckets ratio).
+    """
+
+    root: str = ""
+    schema_file: str = ""
+    train_buckets: int = 4
+    eval_buckets: int = 1
+
+    def validate(self) -> None:
+        if self.train_buckets < 1 or self.eval_buckets < 1:
+            raise ConfigError(
+                "data.train_buckets and data.eval_buckets must be >= 1, got "
+                f"{self.train_buckets} and {self.eval_buckets}"
+            )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Pipeline identity and outputs.
+
+    Attributes:
+        pipeline_name: Name of the pipeline in ML Metadata (baseline lookup
+            and caching are scoped to it).
+        pipeline_root: Where component outputs are written.
+        enable_cache: Reuse outputs of components whose inputs are unchanged.
+    """
+
+    pipeline_name: str = "taxi"
+    pipeline_root: str = "build/pipeline_root"
+    enable_cache: bool = True
+
+    def validate(self) -> None:
+        if not self.pipeline_name or not all(c.isalnum() or c in "-_" for c in self.pipeline_name):
+            raise ConfigError(
+                f"run.pipeline_name must be letters, digits, '-' or '_', got {self.pipeline_name!r}"
+            )
+
+
+METADATA_KINDS = ("sqlite", "mysql", "grpc")
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    """ML Metadata store connection.
+
+    Attributes:
+        kind: sqlite (embedded default), mysql (MySQL/MariaDB) or grpc (a
+            metadata-grpc-service, as in Kubeflow).
+        sqlite_path: SQLite file (kind sqlite).
+        host: Server host (mysql, grpc).
+        port: Server port (mysql, grpc).
+        database: Database name (mysql).
+        user: User name (mysql).
+        password_env: Environment variable holding the password (mysql), so
+            no secret lives in a config file.
+    """
+
+    kind: str = "sqlite"
+    sqlite_path: str = "build/metadata.sqlite"
+    host: str = "localhost"
+    port: int = 3306
+    database: str = "mlmd"
+    user: str = "root"
+    password_env: str = "MLMD_MYSQL_PASSWORD"
+
+    def validate(self) -> None:
+        if self.kind not in METADATA_KINDS:
+            raise ConfigError(
+                f"metadata.kind must be one of {', '.join(METADATA_KINDS)}, got {self.kind!r}"
+            )
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"metadata.port must be in 1..65535, got {self.port}")
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Where blessed models are pushed: `<uri>/<model_name>/<version>/`.
+
+    Attributes:
+        uri: Registry root (local path, gs:// or s3://).
+        model_name: Model name, the folder TF Serving watches.
+    """
+
+    uri: str = "build/registry"
+    model_name: str = "taxi"
+
+    def validate(self) -> None:
+        if not self.model_name or "/" in self.model_name:
+            raise ConfigError(f"registry.model_name must be a plain name, got {self.model_name!r}")
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """Beam pipeline args for every Beam-based component.
+
+    Attributes:
+        args: Passed verbatim. The default runs DirectRunner in-process, which
+            beats multi-processing on small data.
+    """
+
+    args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+    def validate(self) -> None:
+        bad = [a for a in self.args if not a.startswith("--")]
+        if bad:
+            raise ConfigError(f"beam.args entries must look like --flag=value, got {bad}")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Training.
+
+    Attributes:
+        train_steps: Training steps (batches).
+        eval_steps: Validation steps after training.
+        workers: Worker processes (1: train in the Trainer's own process).
+        batch_size: Examples per batch.
+        learning_rate: Adam learning rate.
+        hidden_units: Deep tower widths.
+        embedding_dim: Categorical embedding width.
+        seed: Seed for init and shuffling.
+    """
+
+    train_steps: int = 1000
+    eval_steps: int = 100
+    workers: int = 1
+    batch_size: int = 128
+    learning_rate: float = 0.001
+    hidden_units: tuple[int, ...] = (64, 32)
+    embedding_dim: int = 8
+    seed: int = 42
+
+    def validate(self) -> None:
+        for name in ("train_steps", "eval_steps", "batch_size", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers != 1:
+            raise ConfigError(
+                f"trainer.workers={self.workers}: only 1 is supported so far; multi-worker "
+                "training through TF_CONFIG is not built yet"
+            )
+        if not self.learning_rate > 0:
+            raise ConfigError(f"trainer.learning_rate must be > 0, got {self.learning_rate}")
+        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
+            raise ConfigError(f"trainer.hidden_units must be positive ints, got {self.hidden_units}")
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """Blessing thresholds (TFMA), applied to the eval split.
+
+    Attributes:
+        min_auc: The candidate's AUC must be at least this (value threshold).
+        max_auc_drop: The candidate's AUC may be at most this much below the
+            baseline's, the latest blessed model of the pipeline (change
+            threshold). Ignored on the first run, which has no baseline.
+    """
+
+    min_auc: float = 0.8
+    max_auc_drop: float = 0.01
+
+    def validate(self) -> None:
+        if not 0.0 <= self.min_auc <= 1.0:
+            raise ConfigError(f"evaluator.min_auc must be in [0, 1], got {self.min_auc}")
+        if not 0.0 <= self.max_auc_drop <= 1.0:
+            raise ConfigError(f"evaluator.max_auc_drop must be in [0, 1], got {self.max_auc_drop}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a run needs; see the section classes for each key."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    metadata: MetadataConfig = field(default_factory=MetadataConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    beam: BeamConfig = field(default_factory=BeamConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+
+    @property
+    def serving_model_dir(self) -> str:
+        """`<registry.uri>/<model_name>`: the folder TF Serving watches."""
+        return f"{self.registry.uri.rstrip('/')}/{self.registry.model_name}"
+
+
+def valid_keys(cls: type = PipelineConfig, prefix: str = "") -> list[str]:
+    """All dotted keys a config may set, e.g. `trainer.train_steps`."""
+    keys: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys.extend(valid_keys(hint, f"{prefix}{f.name}."))  # type: ignore[arg-type]
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Checks `value` against the field type `hint`; returns it typed."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        raise ConfigError(f"{key}: union types are not supported in config")  # pragma: no cover
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r} ({type(value).__name__})")
+        return tuple(_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r} ({type(value).__name__})")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r} ({type(value).__name__})")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {hint!r}")  # pragma: no cover
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(
+            f"unknown key(s) {', '.join(prefix + str(k) for k in unknown)} at {where}; "
+            f"valid keys: {', '.join(valid_keys(cls, prefix))}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, f"{prefix}{name}.")  # type: ignore[arg-type]
+        else:
+            kwargs[name] = _coerce(prefix + name, value, hint)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parses one `--set dotted.key=value`; the value is read as YAML.
+
+    Raises:
+        ConfigError: `text` has no `=` or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects dotted.key=value, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML: {e}") from e
+    return key.strip(), value
+
+
+def _apply_override(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _absolute(path: str, base: Path) -> str:
+    if not path or _is_remote(path) or os.path.isabs(path):
+        return path
+    return str((base / path).resolve())
+
+
+def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
+    """Makes local paths absolute (TFX artifact URIs must be) and fills defaults."""
+    data = dataclasses.replace(
+        config.data,
+        root=_absolute(config.data.root, base) or default_data_root(),
+        schema_file=_absolute(config.data.schema_file, base) or default_schema_file(),
+    )
+    run = dataclasses.replace(config.run, pipeline_root=_absolute(config.run.pipeline_root, base))
+    metadata = dataclasses.replace(
+        config.metadata, sqlite_path=_absolute(config.metadata.sqlite_path, base)
+    )
+    registry = dataclasses.replace(config.registry, uri=_absolute(config.registry.uri, base))
+    return dataclasses.replace(config, data=data, run=run, metadata=metadata, registry=registry)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Iterable[str] = (),
+    base_dir: str | os.PathLike[str] | None = None,
+) -> PipelineConfig:
+    """Loads, overrides, validates and resolves a pipeline configuration.
+
+    Args:
+        path: YAML file; None for `pipeline/configs/local.yaml`.
+        overrides: `dotted.key=value` strings, applied in order.
+        base_dir: Folder that relative local paths are resolved against;
+            None for the current directory.
+
+    Returns:
+        The validated configuration with absolute local paths.
+
+    Raises:
+        ConfigError: The file is missing or malformed, a key is unknown, or a
+            value has the wrong type or range.
+    """
+    config_path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = config_path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {config_path}: {e.strerror}") from e
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{config_path} is not valid YAML: {e}") from e
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{config_path}: expected a mapping of sections, got {type(tree).__name__}")
+    for override in overrides:
+        key, value = parse_override(override)
+        if key not in valid_keys():
+            raise ConfigError(
+                f"--set {key}: unknown key; valid keys: {', '.join(valid_keys())}"
+            )
+        _apply_override(tree, key, value)
+    try:
+        config: PipelineConfig = _build(PipelineConfig, tree, "")
+    except ConfigError as e:
+        raise ConfigError(f"{config_path}: {e}") from None
+    for section in dataclasses.fields(config):
+        getattr(config, section.name).validate()
+    return _resolve_paths(config, Path(base_dir) if base_dir is not None else Path.cwd())
+
+
+def to_dict(config: PipelineConfig) -> dict[str, Any]:
+    """The configuration as plain YAML-able data (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {
+        section: {k: plain(v) for k, v in values.items()}
+        for section, values in dataclasses.asdict(config).items()
+    }

@@ -1,0 +1,187 @@
+"""`create_pipeline(config)`: the one definition of the DAG.
+
+The local runner and the Kubeflow compiler both call it; nothing here reads
+globals, the environment or the clock. It reads one file, the curated schema,
+whose text becomes part of the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.baseline.component import BaselineLookup
+from components.eval_config import make_eval_config
+from components.evaluator.component import Evaluator
+from components.gate.component import AnomaliesGate
+from components.schema_importer.component import SchemaImporter, parse_schema
+from pipeline.config import PipelineConfig
+
+PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+RUN_FN = "components.train.run_fn"
+
+# Node ids, stable across versions: ML Metadata contexts, caching and the
+# compiled Kubeflow tasks are keyed by them.
+EXAMPLE_GEN = "example_gen"
+STATISTICS_GEN = "statistics_gen"
+SCHEMA_IMPORTER = "schema_importer"
+EXAMPLE_VALIDATOR = "example_validator"
+ANOMALIES_GATE = "anomalies_gate"
+TRANSFORM = "transform"
+TRAINER = "trainer"
+BASELINE_LOOKUP = "baseline_lookup"
+EVALUATOR = "evaluator"
+PUSHER = "pusher"
+
+NODE_IDS = (
+    EXAMPLE_GEN,
+    STATISTICS_GEN,
+    SCHEMA_IMPORTER,
+    EXAMPLE_VALIDATOR,
+    ANOMALIES_GATE,
+    TRANSFORM,
+    TRAINER,
+    BASELINE_LOOKUP,
+    EVALUATOR,
+    PUSHER,
+)
+
+
+def metadata_spec_json(config: PipelineConfig) -> str:
+    """The ML Metadata store description handed to BaselineLookup (no secrets)."""
+    return json.dumps(asdict(config.metadata), sort_keys=True)
+
+
+def read_schema_text(path: str) -> str:
+    """Reads and checks the curated schema; the pipeline embeds its text.
+
+    Raises:
+        ValueError: The file is missing or is not a valid Schema proto.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ValueError(f"cannot read the curated schema data.schema_file={path}: {e.strerror}") from e
+    parse_schema(text, source=f"data.schema_file={path}")
+    return text
+
+
+def make_example_gen(config: PipelineConfig) -> tfx.components.CsvExampleGen:
+    """CsvExampleGen over `data.root`, split train/eval by hash in the configured ratio."""
+    split = tfx.proto.SplitConfig(
+        splits=[
+            tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+        ]
+    )
+    return tfx.components.CsvExampleGen(
+        input_base=config.data.root,
+        output_config=tfx.proto.Output(split_config=split),
+    ).with_id(EXAMPLE_GEN)
+
+
+def create_pipeline(
+    config: PipelineConfig,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline.
+
+    Args:
+        config: The validated configuration.
+        metadata_connection_config: The store the local runner records in;
+            None for orchestrators that bring their own (Kubeflow).
+
+    Returns:
+        ExampleGen -> statistics, schema, validation and the anomalies gate ->
+        Transform -> Trainer -> baseline lookup -> Evaluator -> Pusher.
+    """
+    example_gen = make_example_gen(config)
+
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"]
+    ).with_id(STATISTICS_GEN)
+
+    schema_importer = SchemaImporter(
+        schema_text=read_schema_text(config.data.schema_file)
+    ).with_id(SCHEMA_IMPORTER)
+
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_importer.outputs["schema"],
+    ).with_id(EXAMPLE_VALIDATOR)
+
+    anomalies_gate = AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"]
+    ).with_id(ANOMALIES_GATE)
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_importer.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+    ).with_id(TRANSFORM)
+    # The gate has no output Transform consumes; this edge is what keeps
+    # anything from being transformed, trained or pushed after an anomaly.
+    transform.add_upstream_node(anomalies_gate)
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_importer.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+        custom_config={
+            "batch_size": config.trainer.batch_size,
+            "learning_rate": config.trainer.learning_rate,
+            "hidden_units": list(config.trainer.hidden_units),
+            "embedding_dim": config.trainer.embedding_dim,
+            "seed": config.trainer.seed,
+        },
+    ).with_id(TRAINER)
+
+    baseline_lookup = BaselineLookup(
+        model=trainer.outputs["model"],
+        pipeline_name=config.run.pipeline_name,
+        metadata_connection=metadata_spec_json(config),
+    ).with_id(BASELINE_LOOKUP)
+
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_lookup.outputs["baseline"],
+        eval_config=make_eval_config(config.evaluator.min_auc, config.evaluator.max_auc_drop),
+    ).with_id(EVALUATOR)
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_model_dir
+            )
+        ),
+    ).with_id(PUSHER)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.run.pipeline_name,
+        pipeline_root=config.run.pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_importer,
+            example_validator,
+            anomalies_gate,
+            transform,
+            trainer,
+            baseline_lookup,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=config.run.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam.args),
+    )

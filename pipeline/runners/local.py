@@ -1,0 +1,83 @@
+"""Runs the pipeline in this process with TFX's LocalDagRunner."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict
+
+from ml_metadata import metadata_store
+from tfx import v1 as tfx
+
+from components.metadata_store import connection_config
+from pipeline.config import PipelineConfig
+from pipeline.definition import create_pipeline
+from pipeline.progress import NodeResult, ProgressTracker
+from pipeline.summary import RunSummary, summarize
+
+
+class PipelineRunError(RuntimeError):
+    """A component failed; `node_id` names it and `summary` holds what finished."""
+
+    def __init__(self, node_id: str, reason: str, summary: RunSummary):
+        super().__init__(f"{node_id} failed: {reason}")
+        self.node_id = node_id
+        self.reason = reason
+        self.summary = summary
+
+
+def local_connection_config(config: PipelineConfig):  # type: ignore[no-untyped-def]
+    """The ConnectionConfig the local runner records in (sqlite or mysql).
+
+    Raises:
+        ValueError: metadata.kind is grpc, which TFX's local runner cannot write to.
+    """
+    if config.metadata.kind == "grpc":
+        raise ValueError(
+            "metadata.kind=grpc: the local runner writes ML Metadata directly and needs "
+            "kind sqlite or mysql; grpc is for stores behind a metadata-grpc-service"
+        )
+    if config.metadata.kind == "sqlite":
+        os.makedirs(os.path.dirname(config.metadata.sqlite_path) or ".", exist_ok=True)
+    return connection_config(asdict(config.metadata))
+
+
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception)): (.+)$")
+
+
+def one_line_reason(error: BaseException) -> str:
+    """The error as one line: TensorFlow and Beam errors nest tracebacks in their
+    messages, so the innermost `SomeError: message` line is the useful one."""
+    text = str(error).strip()
+    matches = [m for m in map(_ERROR_LINE.match, text.splitlines()) if m]
+    if matches:
+        return f"{matches[-1].group(1)}: {matches[-1].group(3).strip()}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def run(config: PipelineConfig, report: Callable[[NodeResult], None] = lambda _: None) -> RunSummary:
+    """Runs the whole pipeline locally and summarizes it.
+
+    Args:
+        config: The validated configuration.
+        report: Called as each component finishes (progress output).
+
+    Returns:
+        The run's summary: metrics, blessing and pushed version.
+
+    Raises:
+        PipelineRunError: A component failed; names it and why.
+    """
+    connection = local_connection_config(config)
+    pipeline = create_pipeline(config, metadata_connection_config=connection)
+    store = metadata_store.MetadataStore(connection)
+    tracker = ProgressTracker(store, config.run.pipeline_name, report)
+    try:
+        with tracker.attached():
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as error:  # any component failure ends the run; name it
+        failed = tracker.running or "pipeline"
+        raise PipelineRunError(failed, one_line_reason(error), summarize(store, tracker.results)) from error
+    return summarize(store, tracker.results)

@@ -1,0 +1,128 @@
+"""What a run decided, read back from ML Metadata and the Evaluator's output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import tensorflow_model_analysis as tfma
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.baseline.component import FOUND, MODEL_ID
+from pipeline import definition
+from pipeline.mlmd_queries import output_artifacts
+from pipeline.progress import NodeResult
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The outcome of one pipeline run.
+
+    Attributes:
+        nodes: Each node that finished, in order.
+        metrics: Candidate's overall eval metrics (name -> value).
+        baseline_metrics: The baseline's, when there was one.
+        blessed: Whether the Evaluator blessed the model; None if it did not run.
+        reasons: Why it was (not) blessed: each threshold and its value.
+        baseline_model_id: ML Metadata id of the baseline model, if any.
+        pushed_uri: Registry folder of the pushed version, if pushed.
+        evaluation_uri: The Evaluator's output folder.
+    """
+
+    nodes: list[NodeResult]
+    metrics: dict[str, float] = field(default_factory=dict)
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
+    blessed: bool | None = None
+    reasons: list[str] = field(default_factory=list)
+    baseline_model_id: int | None = None
+    pushed_uri: str | None = None
+    evaluation_uri: str | None = None
+
+
+def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(candidate, baseline) overall-slice metrics of a TFMA output folder."""
+    candidate: dict[str, float] = {}
+    baseline: dict[str, float] = {}
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for kv in per_slice.metric_keys_and_values:
+            if kv.key.is_diff or not kv.value.HasField("double_value"):
+                continue
+            target = baseline if kv.key.model_name == "baseline" else candidate
+            target[kv.key.name] = kv.value.double_value.value
+    return candidate, baseline
+
+
+def _describe_failure(failure: tfma.proto.validation_result_pb2.ValidationFailure) -> str:
+    name = failure.metric_key.name
+    value = failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    if failure.metric_key.is_diff:
+        bound = threshold.change_threshold.absolute.value
+        return f"{name} changed by {value:+.4f} against the baseline, below the allowed {bound:+.4f}"
+    bound = threshold.value_threshold.lower_bound.value
+    return f"{name} {value:.4f} is below the floor {bound:.4f}"
+
+
+def blessing_reasons(
+    evaluation_uri: str, metrics: dict[str, float], baseline: dict[str, float], blessed: bool
+) -> list[str]:
+    """Human-readable reasons for the Evaluator's decision."""
+    result = tfma.load_validation_result(evaluation_uri)
+    if not blessed:
+        failures = [
+            _describe_failure(f)
+            for per_slice in result.metric_validations_per_slice
+            for f in per_slice.failures
+        ]
+        return failures or [f"validation not ok: {result}"]
+    reasons = []
+    if "auc" in metrics:
+        reasons.append(f"auc {metrics['auc']:.4f} met the floor")
+    if baseline and "auc" in baseline:
+        reasons.append(
+            f"auc {metrics.get('auc', float('nan')) - baseline['auc']:+.4f} against the "
+            f"baseline's {baseline['auc']:.4f}, within the allowed drop"
+        )
+    else:
+        reasons.append("no earlier blessed model: judged on the value thresholds alone")
+    return reasons
+
+
+def _outputs(
+    store: metadata_store.MetadataStore, nodes: list[NodeResult], node_id: str
+) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    for node in nodes:
+        if node.node_id == node_id and node.execution_id:
+            return output_artifacts(store, node.execution_id)
+    return {}
+
+
+def summarize(store: metadata_store.MetadataStore, nodes: list[NodeResult]) -> RunSummary:
+    """Builds the RunSummary of a run from its finished nodes."""
+    summary = RunSummary(nodes=list(nodes))
+    lookup = _outputs(store, nodes, definition.BASELINE_LOOKUP).get("baseline", [])
+    if lookup and lookup[0].custom_properties[FOUND].int_value:
+        summary = replace(summary, baseline_model_id=lookup[0].custom_properties[MODEL_ID].int_value)
+
+    evaluator = _outputs(store, nodes, definition.EVALUATOR)
+    if evaluator.get("evaluation") and evaluator.get("blessing"):
+        evaluation_uri = evaluator["evaluation"][0].uri
+        blessed = evaluator["blessing"][0].custom_properties["blessed"].int_value == 1
+        metrics, baseline = overall_metrics(evaluation_uri)
+        summary = replace(
+            summary,
+            metrics=metrics,
+            baseline_metrics=baseline,
+            blessed=blessed,
+            reasons=blessing_reasons(evaluation_uri, metrics, baseline, blessed),
+            evaluation_uri=evaluation_uri,
+        )
+
+    pushed = _outputs(store, nodes, definition.PUSHER).get("pushed_model", [])
+    if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
+        summary = replace(
+            summary, pushed_uri=pushed[0].custom_properties["pushed_destination"].string_value
+        )
+    return summary

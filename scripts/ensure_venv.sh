@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates .venv with Python 3.10 and installs exactly requirements.lock, then
+# the project itself. Re-runs the install only when the lock or setup.py is
+# newer than the last successful install.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+VENV=.venv
+STAMP="$VENV/.installed"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  PY="$(scripts/find_python310.sh)"
+  echo "creating $VENV with $PY"
+  "$PY" -m venv "$VENV"
+fi
+
+if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
+  echo "error: $VENV is not Python 3.10 ($("$VENV/bin/python" --version)); remove it and re-run." >&2
+  exit 1
+fi
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements.lock ] && [ "$STAMP" -nt setup.py ]; then
+  exit 0
+fi
+
+echo "installing requirements.lock into $VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.3.1"
+# --no-deps: the lock is the complete, already-resolved set, so pip installs it
+# as is instead of re-resolving the TFX graph (which backtracks for minutes).
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+"$VENV/bin/python" -m pip check
+touch "$STAMP"

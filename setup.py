@@ -1,0 +1,47 @@
+"""Packaging for the taxi MLOps pipeline: `pipeline` (DAG, config, runners, CLI)
+and `components` (model code and custom TFX components).
+
+Exact versions live in requirements.lock; the ranges here say what the code is
+written against, so the package can also be installed into a curated image.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="taxi-mlops",
+    version="0.1.0",
+    description="TFX pipeline for the Chicago Taxi tip model, local and on Kubeflow Pipelines",
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*"]),
+    package_data={
+        "pipeline": ["configs/*.yaml"],
+        "components": ["schema/*.pbtxt"],
+    },
+    install_requires=[
+        "tfx[kfp]>=1.16,<1.17",
+        "tensorflow>=2.16,<2.17",
+        "tf-keras>=2.16,<2.17",
+        "tensorflow-transform>=1.16,<1.17",
+        "tensorflow-model-analysis>=0.47,<0.48",
+        "tensorflow-data-validation>=1.16,<1.17",
+        "ml-metadata>=1.16,<1.17",
+        "tensorflow-serving-api>=2.16,<2.17",
+        "apache-beam[gcp]>=2.59,<3",
+        "dill>=0.3.8",
+        "kfp>=2.5,<2.6",
+        "protobuf>=3.20.3,<4",
+        "PyYAML>=6.0",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "types-PyYAML",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6",
+        ],
+    },
+    entry_points={"console_scripts": ["taxi-pipeline=pipeline.__main__:main"]},
+)
