@@ -134,7 +134,9 @@ def _check_registry() -> None:
         if f.kind in (Kind.BUCKETIZED, Kind.IDENTITY) and f.num_buckets < 1:
             raise ValueError(f"feature {f.name!r} ({f.kind.value}) needs num_buckets >= 1")
         if f.kind is Kind.VOCABULARY and (f.top_k < 1 or f.oov_buckets < 1):
-            raise ValueError(f"feature {f.name!r} (vocabulary) needs top_k >= 1 and oov_buckets >= 1")
+            raise ValueError(
+                f"feature {f.name!r} (vocabulary) needs top_k >= 1 and oov_buckets >= 1"
+            )
 
 
 _check_registry()

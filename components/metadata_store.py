@@ -15,7 +15,8 @@ from typing import Any
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-ConnectionProto = metadata_store_pb2.ConnectionConfig | metadata_store_pb2.MetadataStoreClientConfig
+# metadata_store_pb2.ConnectionConfig or metadata_store_pb2.MetadataStoreClientConfig.
+ConnectionProto = Any
 
 
 def connection_config(spec: Mapping[str, Any]) -> ConnectionProto:
@@ -37,7 +38,9 @@ def connection_config(spec: Mapping[str, Any]) -> ConnectionProto:
     if kind == "sqlite":
         config = metadata_store_pb2.ConnectionConfig()
         config.sqlite.filename_uri = str(spec["sqlite_path"])
-        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        config.sqlite.connection_mode = (
+            metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        )
         return config
     if kind == "mysql":
         password_env = str(spec.get("password_env", ""))
@@ -63,6 +66,5 @@ def connection_config(spec: Mapping[str, Any]) -> ConnectionProto:
 
 def connect(spec: Mapping[str, Any] | str) -> metadata_store.MetadataStore:
     """Opens the store described by `spec` (a mapping or its JSON)."""
-    if isinstance(spec, str):
-        spec = json.loads(spec)
-    return metadata_store.MetadataStore(connection_config(spec))
+    parsed: Mapping[str, Any] = json.loads(spec) if isinstance(spec, str) else spec
+    return metadata_store.MetadataStore(connection_config(parsed))

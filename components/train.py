@@ -45,7 +45,9 @@ class TrainingParams:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise ValueError(f"unknown trainer custom_config keys {unknown}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown trainer custom_config keys {unknown}; known: {sorted(known)}"
+            )
         if "hidden_units" in config:
             config["hidden_units"] = tuple(int(u) for u in config["hidden_units"])
         return cls(**config)
@@ -79,7 +81,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = tft_output.transformed_feature_spec()
 
-    train = make_dataset(fn_args.train_files, spec, params.batch_size, shuffle=True, seed=params.seed)
+    train = make_dataset(
+        fn_args.train_files, spec, params.batch_size, shuffle=True, seed=params.seed
+    )
     evaluation = make_dataset(fn_args.eval_files, spec, params.batch_size, shuffle=False)
     model = build_model(cardinalities(tft_output), params.model_params)
 

@@ -13,8 +13,7 @@ quiet_tensorflow()
 
 # Imported after quiet_tensorflow(): these pull in TensorFlow.
 from pipeline import config as config_lib  # noqa: E402
-from pipeline import definition  # noqa: E402
-from pipeline import logs  # noqa: E402
+from pipeline import definition, logs  # noqa: E402
 from pipeline.progress import NodeResult  # noqa: E402
 from pipeline.summary import RunSummary  # noqa: E402
 
@@ -78,10 +77,13 @@ def _run(args: argparse.Namespace) -> int:
     config = config_lib.load_config(args.config, args.overrides)
     log_file = f"{config.run.pipeline_root}/logs/run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     logs.configure(log_file, args.verbose)
+    metadata = config.metadata
+    store = (
+        metadata.sqlite_path if metadata.kind == "sqlite" else f"{metadata.kind}:{metadata.host}"
+    )
     print(
         f"pipeline {config.run.pipeline_name}: root {config.run.pipeline_root}, "
-        f"metadata {config.metadata.sqlite_path if config.metadata.kind == 'sqlite' else config.metadata.kind}, "
-        f"registry {config.serving_model_dir}",
+        f"metadata {store}, registry {config.serving_model_dir}",
         flush=True,
     )
     started = time.monotonic()

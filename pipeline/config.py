@@ -197,7 +197,9 @@ class TrainerConfig:
         if not self.learning_rate > 0:
             raise ConfigError(f"trainer.learning_rate must be > 0, got {self.learning_rate}")
         if not self.hidden_units or any(u < 1 for u in self.hidden_units):
-            raise ConfigError(f"trainer.hidden_units must be positive ints, got {self.hidden_units}")
+            raise ConfigError(
+                f"trainer.hidden_units must be positive ints, got {self.hidden_units}"
+            )
 
 
 @dataclass(frozen=True)
@@ -381,13 +383,13 @@ def load_config(
     except yaml.YAMLError as e:
         raise ConfigError(f"{config_path} is not valid YAML: {e}") from e
     if not isinstance(tree, dict):
-        raise ConfigError(f"{config_path}: expected a mapping of sections, got {type(tree).__name__}")
+        raise ConfigError(
+            f"{config_path}: expected a mapping of sections, got {type(tree).__name__}"
+        )
     for override in overrides:
         key, value = parse_override(override)
         if key not in valid_keys():
-            raise ConfigError(
-                f"--set {key}: unknown key; valid keys: {', '.join(valid_keys())}"
-            )
+            raise ConfigError(f"--set {key}: unknown key; valid keys: {', '.join(valid_keys())}")
         _apply_override(tree, key, value)
     try:
         config: PipelineConfig = _build(PipelineConfig, tree, "")

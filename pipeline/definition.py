@@ -39,8 +39,8 @@ PUSHER = "pusher"
 
 NODE_IDS = (
     EXAMPLE_GEN,
-    STATISTICS_GEN,
     SCHEMA_IMPORTER,
+    STATISTICS_GEN,
     EXAMPLE_VALIDATOR,
     ANOMALIES_GATE,
     TRANSFORM,
@@ -65,7 +65,9 @@ def read_schema_text(path: str) -> str:
     try:
         text = Path(path).read_text()
     except OSError as e:
-        raise ValueError(f"cannot read the curated schema data.schema_file={path}: {e.strerror}") from e
+        raise ValueError(
+            f"cannot read the curated schema data.schema_file={path}: {e.strerror}"
+        ) from e
     parse_schema(text, source=f"data.schema_file={path}")
     return text
 
@@ -101,22 +103,22 @@ def create_pipeline(
     """
     example_gen = make_example_gen(config)
 
-    statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"]
-    ).with_id(STATISTICS_GEN)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        STATISTICS_GEN
+    )
 
-    schema_importer = SchemaImporter(
-        schema_text=read_schema_text(config.data.schema_file)
-    ).with_id(SCHEMA_IMPORTER)
+    schema_importer = SchemaImporter(schema_text=read_schema_text(config.data.schema_file)).with_id(
+        SCHEMA_IMPORTER
+    )
 
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"],
     ).with_id(EXAMPLE_VALIDATOR)
 
-    anomalies_gate = AnomaliesGate(
-        anomalies=example_validator.outputs["anomalies"]
-    ).with_id(ANOMALIES_GATE)
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"]).with_id(
+        ANOMALIES_GATE
+    )
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -160,9 +162,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=config.serving_model_dir
-            )
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
         ),
     ).with_id(PUSHER)
 

@@ -8,9 +8,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 NODE_CONTEXT_TYPE = "node"
-STATE_NAMES = {
-    value: name for name, value in metadata_store_pb2.Execution.State.items()
-}
+STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
 
 
 def node_context_name(pipeline_name: str, node_id: str) -> str:

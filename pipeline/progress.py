@@ -1,25 +1,26 @@
 """Per-component progress of a local run, as one line per finished component.
 
-TFX's LocalDagRunner has no callback API; it logs "Component X is running."
-and "Component X is finished." around each node. A logging handler turns
-those records into events, and ML Metadata says whether the node executed
-or reused cached outputs.
+TFX's LocalDagRunner has no callback API. It runs each node through
+`Launcher.launch()`, so for the duration of a run that method is wrapped to
+report the start and end of every node; ML Metadata then says whether the
+node executed or reused cached outputs. (Listening to the runner's
+"Component X is finished." log records was tried first: Beam's in-process
+workers reconfigure logging during Transform, and the records stop arriving.)
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from ml_metadata import metadata_store
+from tfx.orchestration.portable import launcher as tfx_launcher
 
 from pipeline import mlmd_queries
-
-_RUNNING = "Component %s is running."
-_FINISHED = "Component %s is finished."
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,6 @@ class NodeResult:
     state: str
     seconds: float
     execution_id: int
-
-
-class _RunnerLogHandler(logging.Handler):
-    def __init__(self, on_start: Callable[[str], None], on_finish: Callable[[str], None]):
-        super().__init__(level=logging.INFO)
-        self._on_start = on_start
-        self._on_finish = on_finish
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == _RUNNING and record.args:
-            self._on_start(str(record.args[0]))
-        elif record.msg == _FINISHED and record.args:
-            self._on_finish(str(record.args[0]))
 
 
 class ProgressTracker:
@@ -93,15 +81,20 @@ class ProgressTracker:
 
     @contextmanager
     def attached(self) -> Iterator[ProgressTracker]:
-        """Listens to the runner's log records for the duration of the block."""
-        handler = _RunnerLogHandler(self._start, self._finish)
-        logger = logging.getLogger("absl")
-        previous_level = logger.level
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
+        """Reports every node the LocalDagRunner launches inside the block."""
+        original = tfx_launcher.Launcher.launch
+        tracker = self
+
+        @functools.wraps(original)
+        def launch(launcher: Any) -> Any:
+            node_id = launcher._pipeline_node.node_info.id
+            tracker._start(node_id)
+            result = original(launcher)
+            tracker._finish(node_id)
+            return result
+
+        tfx_launcher.Launcher.launch = launch
         try:
             yield self
         finally:
-            logger.removeHandler(handler)
-            logger.setLevel(previous_level)
+            tfx_launcher.Launcher.launch = original

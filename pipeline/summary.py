@@ -60,7 +60,9 @@ def _describe_failure(failure: tfma.proto.validation_result_pb2.ValidationFailur
     threshold = failure.metric_threshold
     if failure.metric_key.is_diff:
         bound = threshold.change_threshold.absolute.value
-        return f"{name} changed by {value:+.4f} against the baseline, below the allowed {bound:+.4f}"
+        return (
+            f"{name} changed by {value:+.4f} against the baseline, below the allowed {bound:+.4f}"
+        )
     bound = threshold.value_threshold.lower_bound.value
     return f"{name} {value:.4f} is below the floor {bound:.4f}"
 
@@ -104,7 +106,9 @@ def summarize(store: metadata_store.MetadataStore, nodes: list[NodeResult]) -> R
     summary = RunSummary(nodes=list(nodes))
     lookup = _outputs(store, nodes, definition.BASELINE_LOOKUP).get("baseline", [])
     if lookup and lookup[0].custom_properties[FOUND].int_value:
-        summary = replace(summary, baseline_model_id=lookup[0].custom_properties[MODEL_ID].int_value)
+        summary = replace(
+            summary, baseline_model_id=lookup[0].custom_properties[MODEL_ID].int_value
+        )
 
     evaluator = _outputs(store, nodes, definition.EVALUATOR)
     if evaluator.get("evaluation") and evaluator.get("blessing"):

@@ -26,7 +26,7 @@ BLESSING_ID = "baseline_blessing_id"
 
 
 @tfx.dsl.components.component
-def BaselineLookup(  # noqa: N802 - TFX names the component class after the function
+def BaselineLookup(
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     baseline: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
     pipeline_name: tfx.dsl.components.Parameter[str],

@@ -45,7 +45,7 @@ def resolve_baseline(reference: types.Artifact) -> standard_artifacts.Model | No
 class Executor(tfx_evaluator_executor.Executor):
     """TFX's Evaluator executor with the baseline resolved from a reference."""
 
-    def Do(  # noqa: N802 - TFX's executor interface
+    def Do(
         self,
         input_dict: dict[str, list[types.Artifact]],
         output_dict: dict[str, list[types.Artifact]],

@@ -11,7 +11,7 @@ from components.gate.anomalies import check, read_anomalies, split_names_of
 
 
 @tfx.dsl.components.component
-def AnomaliesGate(  # noqa: N802 - TFX names the component class after the function
+def AnomaliesGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
 ) -> None:
     """Raises AnomaliesFoundError listing each anomalous feature and kind."""

@@ -35,7 +35,7 @@ def parse_schema(schema_text: str, source: str = "schema") -> schema_pb2.Schema:
 
 
 @tfx.dsl.components.component
-def SchemaImporter(  # noqa: N802 - TFX names the component class after the function
+def SchemaImporter(
     schema_text: tfx.dsl.components.Parameter[str],
     schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
 ) -> None:

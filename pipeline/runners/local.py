@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
@@ -27,7 +28,7 @@ class PipelineRunError(RuntimeError):
         self.summary = summary
 
 
-def local_connection_config(config: PipelineConfig):  # type: ignore[no-untyped-def]
+def local_connection_config(config: PipelineConfig) -> Any:
     """The ConnectionConfig the local runner records in (sqlite or mysql).
 
     Raises:
@@ -57,7 +58,9 @@ def one_line_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
-def run(config: PipelineConfig, report: Callable[[NodeResult], None] = lambda _: None) -> RunSummary:
+def run(
+    config: PipelineConfig, report: Callable[[NodeResult], None] = lambda _: None
+) -> RunSummary:
     """Runs the whole pipeline locally and summarizes it.
 
     Args:
@@ -79,5 +82,7 @@ def run(config: PipelineConfig, report: Callable[[NodeResult], None] = lambda _:
             tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # any component failure ends the run; name it
         failed = tracker.running or "pipeline"
-        raise PipelineRunError(failed, one_line_reason(error), summarize(store, tracker.results)) from error
+        raise PipelineRunError(
+            failed, one_line_reason(error), summarize(store, tracker.results)
+        ) from error
     return summarize(store, tracker.results)

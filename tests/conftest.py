@@ -1,0 +1,172 @@
+"""Shared fixtures: tiny real data, and a real tf.Transform run over it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest
+
+from pipeline.config import default_data_root, default_schema_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TAXI_CSV = Path(default_data_root()) / "data.csv"
+
+
+def read_csv_rows(path: Path = TAXI_CSV, limit: int | None = None) -> list[dict[str, str]]:
+    """Raw CSV rows as strings, as a person would read them."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows[:limit] if limit else rows
+
+
+def load_schema():  # type: ignore[no-untyped-def]
+    import tensorflow_data_validation as tfdv
+
+    return tfdv.load_schema_text(default_schema_file())
+
+
+def to_instance(row: dict[str, str], schema) -> dict:  # type: ignore[no-untyped-def]
+    """A CSV row as a tf.Transform instance dict, typed by the curated schema.
+
+    Missing cells become empty lists, as CsvExampleGen writes them.
+    """
+    import numpy as np
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    instance = {}
+    for feature in schema.feature:
+        cell = row.get(feature.name, "")
+        if feature.type == schema_pb2.FLOAT:
+            values = [float(cell)] if cell else []
+            dtype = np.float32
+        elif feature.type == schema_pb2.INT:
+            values = [int(float(cell))] if cell else []
+            dtype = np.int64
+        else:
+            values = [cell.encode()] if cell else []
+            dtype = object
+        instance[feature.name] = np.array(values, dtype=dtype)
+    return instance
+
+
+def run_transform(rows: list[dict[str, str]], output_dir: str) -> list[dict]:
+    """Runs the project's preprocessing_fn with tft_beam.AnalyzeAndTransformDataset.
+
+    Writes the transform graph to `output_dir` (a TFTransformOutput folder)
+    and returns the transformed instances.
+    """
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+
+    from components.preprocessing import preprocessing_fn
+
+    schema = load_schema()
+    metadata = dataset_metadata.DatasetMetadata(schema)
+    instances = [to_instance(r, schema) for r in rows]
+    with tempfile.TemporaryDirectory() as temp_dir, tft_beam.Context(temp_dir=temp_dir):
+        (transformed_rows, _), transform_fn = (
+            instances,
+            metadata,
+        ) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    # The Transform component also records the raw schema beside the graph.
+    metadata_io.write_metadata(
+        metadata, os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
+    )
+    return list(transformed_rows)
+
+
+@pytest.fixture(scope="session")
+def taxi_rows() -> list[dict[str, str]]:
+    """200 real rows of the Chicago Taxi CSV."""
+    return read_csv_rows(limit=200)
+
+
+@pytest.fixture(scope="session")
+def transformed(
+    tmp_path_factory: pytest.TempPathFactory, taxi_rows
+) -> Iterator[tuple[str, list[dict]]]:  # type: ignore[no-untyped-def]
+    """(transform output dir, transformed rows) of a real tf.Transform run."""
+    output_dir = str(tmp_path_factory.mktemp("tft"))
+    yield output_dir, run_transform(taxi_rows, output_dir)
+
+
+def to_tf_example(row: dict[str, str], schema, columns=None) -> bytes:  # type: ignore[no-untyped-def]
+    """Serializes a CSV row as a tf.Example the way CsvExampleGen does.
+
+    Args:
+        row: The CSV row.
+        schema: The curated schema (gives each column's type).
+        columns: Columns to include; None for all of the schema's.
+    """
+    import tensorflow as tf
+
+    instance = to_instance(row, schema)
+    features = {}
+    for name, values in instance.items():
+        if columns is not None and name not in columns:
+            continue
+        if values.dtype == object:
+            features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+        elif values.dtype.kind == "f":
+            features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+        else:
+            features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def write_transformed_examples(rows: list[dict], path: str) -> None:
+    """Writes transformed instances as GZIP TFRecords of tf.Examples, like Transform."""
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in rows:
+            features = {}
+            for name, value in row.items():
+                if isinstance(value, float):
+                    features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                else:
+                    features[name] = tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[int(value)])
+                    )
+            example = tf.train.Example(features=tf.train.Features(feature=features))
+            writer.write(example.SerializeToString())
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed) -> str:  # type: ignore[no-untyped-def]
+    """Runs the real run_fn for a few steps on the tiny transformed data.
+
+    Returns:
+        The exported serving model dir.
+    """
+    from tfx import v1 as tfx
+
+    from components.train import run_fn
+
+    transform_dir, rows = transformed
+    work = tmp_path_factory.mktemp("trainer")
+    data = str(work / "transformed-00000-of-00001.gz")
+    write_transformed_examples(rows, data)
+    serving_dir = str(work / "serving")
+    run_fn(
+        tfx.components.FnArgs(
+            train_files=[data],
+            eval_files=[data],
+            transform_output=transform_dir,
+            serving_model_dir=serving_dir,
+            model_run_dir=str(work / "logs"),
+            train_steps=20,
+            eval_steps=2,
+            custom_config={"batch_size": 16, "hidden_units": [8], "embedding_dim": 4},
+        )
+    )
+    return serving_dir

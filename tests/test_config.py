@@ -1,0 +1,161 @@
+"""PipelineConfig: loading, overrides and errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    PipelineConfig,
+    load_config,
+    parse_override,
+    to_dict,
+    valid_keys,
+)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_default_config_loads_with_absolute_paths(tmp_path):
+    config = load_config(base_dir=tmp_path)
+    assert isinstance(config, PipelineConfig)
+    assert config.run.pipeline_root == str(tmp_path / "build" / "pipeline_root")
+    assert config.metadata.sqlite_path == str(tmp_path / "build" / "metadata.sqlite")
+    assert config.registry.uri == str(tmp_path / "build" / "registry")
+    assert os.path.isfile(os.path.join(config.data.root, "data.csv"))
+    assert os.path.isfile(config.data.schema_file)
+    assert config.serving_model_dir == str(tmp_path / "build" / "registry" / "taxi")
+
+
+def test_default_yaml_sets_every_key():
+    import yaml
+
+    tree = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    keys = {f"{section}.{key}" for section, values in tree.items() for key in values}
+    documented_elsewhere = {
+        "metadata.host",
+        "metadata.port",
+        "metadata.database",
+        "metadata.user",
+        "metadata.password_env",
+    }
+    assert keys | documented_elsewhere == set(valid_keys())
+
+
+def test_overrides_are_typed():
+    config = load_config(
+        None,
+        [
+            "trainer.train_steps=7",
+            "trainer.hidden_units=[3, 2]",
+            "evaluator.min_auc=0.5",
+            "run.enable_cache=false",
+            "beam.args=[--direct_num_workers=2]",
+        ],
+    )
+    assert config.trainer.train_steps == 7
+    assert config.trainer.hidden_units == (3, 2)
+    assert config.evaluator.min_auc == 0.5
+    assert config.run.enable_cache is False
+    assert config.beam.args == ("--direct_num_workers=2",)
+
+
+def test_int_is_accepted_for_float():
+    assert load_config(None, ["evaluator.min_auc=1"]).evaluator.min_auc == 1.0
+
+
+def test_remote_paths_are_left_alone():
+    config = load_config(None, ["registry.uri=gs://bucket/models", "data.root=s3://b/data"])
+    assert config.registry.uri == "gs://bucket/models"
+    assert config.data.root == "s3://b/data"
+
+
+def test_unknown_override_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, ["trainer.trian_steps=3"])
+    message = str(raised.value)
+    assert "trainer.trian_steps" in message and "trainer.train_steps" in message
+
+
+def test_unknown_key_in_file_names_it_and_lists_the_section(tmp_path):
+    path = _write(tmp_path, "trainer:\n  train_step: 3\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert "trainer.train_step" in message
+    assert "valid keys: trainer.train_steps, trainer.eval_steps" in message
+    assert str(path) in message
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) trainers at the top level"):
+        load_config(_write(tmp_path, "trainers: {}\n"))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.train_steps=ten", "trainer.train_steps: expected an integer, got 'ten'"),
+        ("trainer.train_steps=1.5", "trainer.train_steps: expected an integer, got 1.5"),
+        ("trainer.train_steps=0", "trainer.train_steps must be >= 1, got 0"),
+        ("evaluator.min_auc=1.5", "evaluator.min_auc must be in \\[0, 1\\], got 1.5"),
+        ("run.enable_cache=yes please", "run.enable_cache: expected true or false"),
+        ("trainer.hidden_units=64", "trainer.hidden_units: expected a list, got 64"),
+        ("trainer.hidden_units=[64, x]", "trainer.hidden_units\\[1\\]: expected an integer"),
+        ("metadata.kind=postgres", "metadata.kind must be one of sqlite, mysql, grpc"),
+        ("beam.args=[direct]", "beam.args entries must look like --flag=value"),
+        ("run.pipeline_name=my pipeline", "run.pipeline_name must be letters"),
+        ("trainer.workers=2", "trainer.workers=2: only 1 is supported"),
+        ("data.eval_buckets=0", "data.train_buckets and data.eval_buckets must be >= 1"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_malformed_override():
+    with pytest.raises(ConfigError, match=r"--set expects dotted\.key=value"):
+        parse_override("trainer.train_steps")
+
+
+def test_override_into_a_value_is_rejected():
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(None, ["trainer.train_steps.x=1"])
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match=r"cannot read config file /nonexistent\.yaml"):
+        load_config("/nonexistent.yaml")
+
+
+def test_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(_write(tmp_path, "trainer: [\n"))
+
+
+def test_section_must_be_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="trainer: expected a mapping"):
+        load_config(_write(tmp_path, "trainer: 3\n"))
+
+
+def test_config_is_frozen():
+    config = load_config()
+    with pytest.raises(AttributeError):
+        config.trainer.train_steps = 3  # type: ignore[misc]
+
+
+def test_to_dict_round_trips(tmp_path):
+    import yaml
+
+    config = load_config(None, ["trainer.hidden_units=[5]"], base_dir=tmp_path)
+    path = _write(tmp_path, yaml.safe_dump(to_dict(config)))
+    assert load_config(path, base_dir=tmp_path) == config

@@ -1,0 +1,132 @@
+"""create_pipeline: the DAG's shape, without running it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+from tfx import v1 as tfx
+
+from components.evaluator.component import Evaluator
+from pipeline import definition
+from pipeline.config import load_config
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def nodes(config):
+    return {c.id: c for c in definition.create_pipeline(config).components}
+
+
+def _by_id(config) -> dict:
+    return {c.id: c for c in definition.create_pipeline(config).components}
+
+
+def _upstream_ids(node) -> set[str]:
+    return {n.id for n in node.upstream_nodes}
+
+
+def test_node_ids_are_stable(nodes):
+    assert set(nodes) == set(definition.NODE_IDS)
+
+
+def test_no_resolver_nodes(config):
+    # Open-source KFP v2 cannot run TFX resolver executors.
+    pipeline = definition.create_pipeline(config)
+    assert not [c for c in pipeline.components if "Resolver" in type(c).__name__]
+
+
+def test_model_code_is_referenced_by_import_path(nodes):
+    transform = nodes[definition.TRANSFORM].exec_properties
+    trainer = nodes[definition.TRAINER].exec_properties
+    assert transform["preprocessing_fn"] == "components.preprocessing.preprocessing_fn"
+    assert trainer["run_fn"] == "components.train.run_fn"
+    assert not transform.get("module_file") and not trainer.get("module_file")
+    for dotted in (transform["preprocessing_fn"], trainer["run_fn"]):
+        module, _, name = dotted.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_gate_stands_between_validation_and_transform(nodes):
+    assert definition.EXAMPLE_VALIDATOR in _upstream_ids(nodes[definition.ANOMALIES_GATE])
+    assert definition.ANOMALIES_GATE in _upstream_ids(nodes[definition.TRANSFORM])
+
+
+def test_evaluator_compares_against_the_baseline_lookup(nodes):
+    evaluator = nodes[definition.EVALUATOR]
+    assert isinstance(evaluator, Evaluator)
+    assert evaluator.inputs["baseline_model"].producer_component_id == definition.BASELINE_LOOKUP
+    assert evaluator.inputs["model"].producer_component_id == definition.TRAINER
+    lookup = nodes[definition.BASELINE_LOOKUP]
+    assert lookup.inputs["model"].producer_component_id == definition.TRAINER
+
+
+def test_thresholds_come_from_config():
+    config = load_config(None, ["evaluator.min_auc=0.77", "evaluator.max_auc_drop=0.03"])
+    evaluator = _by_id(config)[definition.EVALUATOR]
+    eval_config = json.loads(evaluator.exec_properties["eval_config"])
+    auc = next(m for m in eval_config["metrics_specs"][0]["metrics"] if m["class_name"] == "AUC")
+    assert auc["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.77)
+    assert auc["threshold"]["change_threshold"]["absolute"] == pytest.approx(-0.03)
+    assert eval_config["model_specs"][0]["label_key"] == "big_tipper"
+
+
+def test_trainer_settings_come_from_config():
+    config = load_config(None, ["trainer.train_steps=17", "trainer.batch_size=9"])
+    trainer = _by_id(config)[definition.TRAINER]
+    assert json.loads(trainer.exec_properties["train_args"])["num_steps"] == 17
+    assert '"batch_size": 9' in trainer.exec_properties["custom_config"]
+
+
+def test_pusher_writes_to_the_registry(config, nodes):
+    destination = json.loads(nodes[definition.PUSHER].exec_properties["push_destination"])
+    assert destination["filesystem"]["base_directory"] == config.serving_model_dir
+
+
+def test_split_ratio_and_beam_args(config):
+    config = load_config(None, ["data.train_buckets=9", "beam.args=[--direct_num_workers=2]"])
+    pipeline = definition.create_pipeline(config)
+    example_gen = {c.id: c for c in pipeline.components}[definition.EXAMPLE_GEN]
+    splits = example_gen.exec_properties["output_config"]
+    assert '"hash_buckets": 9' in splits
+    assert pipeline.beam_pipeline_args == ["--direct_num_workers=2"]
+
+
+def test_schema_is_embedded_by_content(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    original = Path(load_config().data.schema_file).read_text()
+    schema.write_text(original)
+    first = definition.create_pipeline(load_config(None, [f"data.schema_file={schema}"]))
+    schema.write_text(original.replace("max: 23", "max: 22"))
+    second = definition.create_pipeline(load_config(None, [f"data.schema_file={schema}"]))
+
+    def text(p):
+        return {c.id: c for c in p.components}[definition.SCHEMA_IMPORTER].exec_properties[
+            "schema_text"
+        ]
+
+    # Same path, new content: a different cache key, unlike ImportSchemaGen.
+    assert text(first) != text(second)
+
+
+def test_bad_schema_file_is_named(tmp_path):
+    bad = tmp_path / "schema.pbtxt"
+    bad.write_text("feature { name: 'x' type: NOT_A_TYPE }")
+    with pytest.raises(ValueError, match=f"data.schema_file={bad} is not a valid"):
+        definition.create_pipeline(load_config(None, [f"data.schema_file={bad}"]))
+    with pytest.raises(ValueError, match="cannot read the curated schema"):
+        definition.create_pipeline(load_config(None, [f"data.schema_file={tmp_path / 'none'}"]))
+
+
+def test_create_pipeline_is_deterministic(config):
+    def describe(p: tfx.dsl.Pipeline):
+        return [(c.id, type(c).__name__, sorted(_upstream_ids(c))) for c in p.components]
+
+    first, second = definition.create_pipeline(config), definition.create_pipeline(config)
+    assert describe(first) == describe(second)

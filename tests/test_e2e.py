@@ -1,0 +1,233 @@
+"""The whole pipeline, run locally for real on a sample of the taxi data.
+
+Runs share one workspace and run in order: a first run that blesses and
+pushes, an unchanged re-run served from cache, a clearly worse model that is
+not blessed, and two runs on broken data that stop at the anomalies gate.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.features import serving_columns
+from components.metadata_store import connection_config
+from components.signatures import OUTPUT_KEY, SERVING_DEFAULT, SERVING_RAW
+from pipeline import definition
+from pipeline.__main__ import main
+from pipeline.config import PipelineConfig, load_config, to_dict
+from pipeline.runners import local
+from tests.conftest import TAXI_CSV, load_schema, read_csv_rows, to_instance, to_tf_example
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SAMPLE_ROWS = 3000
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("e2e")
+    rows = read_csv_rows()
+    with open(TAXI_CSV, newline="") as f:
+        columns = next(csv.reader(f))
+    _write_csv(root / "data" / "good" / "data.csv", rows[:SAMPLE_ROWS], columns)
+
+    _write_csv(
+        root / "data" / "missing_column" / "data.csv",
+        rows[:SAMPLE_ROWS],
+        [c for c in columns if c != "payment_type"],
+    )
+    drifted = [dict(r) for r in rows[:SAMPLE_ROWS]]
+    for r in drifted[::50]:
+        r["trip_miles"] = "n/a"
+    _write_csv(root / "data" / "type_drift" / "data.csv", drifted, columns)
+    return root
+
+
+def _config(workspace: Path, data: str = "good", *overrides: str) -> PipelineConfig:
+    return load_config(
+        None,
+        [
+            f"data.root={workspace / 'data' / data}",
+            f"run.pipeline_root={workspace / 'pipeline_root'}",
+            f"metadata.sqlite_path={workspace / 'metadata.sqlite'}",
+            f"registry.uri={workspace / 'registry'}",
+            "trainer.train_steps=300",
+            "trainer.eval_steps=5",
+            "trainer.batch_size=64",
+            "evaluator.min_auc=0.75",
+            *overrides,
+        ],
+    )
+
+
+def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
+    return metadata_store.MetadataStore(connection_config(to_dict(config)["metadata"]))
+
+
+def _versions(config: PipelineConfig) -> list[str]:
+    folder = config.serving_model_dir
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _executions(config: PipelineConfig, node_id: str) -> list[metadata_store_pb2.Execution]:
+    store = _store(config)
+    context = store.get_context_by_type_and_name("node", f"{config.run.pipeline_name}.{node_id}")
+    return store.get_executions_by_context(context.id) if context else []
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace: Path):
+    config = _config(workspace)
+    return config, local.run(config)
+
+
+def test_first_run_blesses_and_pushes(first_run):
+    config, summary = first_run
+    assert sorted(n.node_id for n in summary.nodes) == sorted(definition.NODE_IDS)
+    assert summary.blessed is True, summary.reasons
+    assert summary.metrics["auc"] >= 0.75
+    assert summary.baseline_model_id is None
+    assert any("judged on the value thresholds alone" in r for r in summary.reasons)
+    assert summary.pushed_uri and summary.pushed_uri.startswith(config.serving_model_dir)
+
+
+def test_every_component_has_a_completed_execution(first_run):
+    config, _ = first_run
+    for node_id in definition.NODE_IDS:
+        states = [e.last_known_state for e in _executions(config, node_id)]
+        assert metadata_store_pb2.Execution.COMPLETE in states, node_id
+
+
+def test_registry_holds_a_numeric_version_with_a_complete_saved_model(first_run):
+    config, summary = first_run
+    versions = _versions(config)
+    assert len(versions) == 1 and versions[0].isdigit(), versions
+    version_dir = os.path.join(config.serving_model_dir, versions[0])
+    assert os.path.normpath(summary.pushed_uri) == os.path.normpath(version_dir)
+    assert tf.saved_model.contains_saved_model(version_dir)
+    assert os.path.isdir(os.path.join(version_dir, "variables"))
+    assert os.listdir(os.path.join(version_dir, "variables"))
+
+
+def test_pushed_model_serves_raw_csv_rows(first_run):
+    config, _ = first_run
+    version_dir = os.path.join(config.serving_model_dir, _versions(config)[0])
+    model = tf.saved_model.load(version_dir)
+    schema = load_schema()
+    unseen = [r for r in read_csv_rows()[SAMPLE_ROWS:] if all(r[c] for c in serving_columns())][:50]
+    examples = tf.constant([to_tf_example(r, schema, serving_columns()) for r in unseen])
+    from_examples = model.signatures[SERVING_DEFAULT](examples=examples)[OUTPUT_KEY].numpy()
+    instances = [to_instance(r, schema) for r in unseen]
+    raw = {c: tf.constant(np.concatenate([i[c] for i in instances])) for c in serving_columns()}
+    from_raw = model.signatures[SERVING_RAW](**raw)[OUTPUT_KEY].numpy()
+    assert from_examples.shape == (50, 1)
+    assert np.all((from_examples >= 0) & (from_examples <= 1))
+    assert from_examples.std() > 0.01, "the model predicts a constant"
+    np.testing.assert_allclose(from_examples, from_raw, atol=1e-6)
+
+
+def test_unchanged_rerun_is_served_from_cache(first_run, workspace, capsys):
+    config, summary = first_run
+    versions_before = _versions(config)
+    args = ["run"]
+    for key, value in (
+        ("data.root", config.data.root),
+        ("run.pipeline_root", config.run.pipeline_root),
+        ("metadata.sqlite_path", config.metadata.sqlite_path),
+        ("registry.uri", config.registry.uri),
+        ("trainer.train_steps", "300"),
+        ("trainer.eval_steps", "5"),
+        ("trainer.batch_size", "64"),
+        ("evaluator.min_auc", "0.75"),
+    ):
+        args += ["--set", f"{key}={value}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    progress = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(progress) == len(definition.NODE_IDS)
+    parsed = [re.match(r"^\[\s*\d+/\d+\] (\S+)\s+(\S+)\s+[\d.]+s$", line) for line in progress]
+    assert all(parsed), progress
+    assert {m.group(1) for m in parsed if m} == set(definition.NODE_IDS)
+    assert {m.group(2) for m in parsed if m} == {"cached"}, progress
+    assert "BLESSED" in out and f"pushed: {summary.pushed_uri}" in out
+    assert _versions(config) == versions_before
+
+
+def test_clearly_worse_model_is_not_blessed_and_not_pushed(first_run, workspace):
+    config, first = first_run
+    versions_before = _versions(config)
+    # One training step; the AUC floor is lowered so that only the change
+    # threshold against the baseline (the first run's model) can reject it.
+    worse = _config(workspace, "good", "trainer.train_steps=1", "evaluator.min_auc=0.0")
+    summary = local.run(worse)
+    assert summary.blessed is False
+    assert summary.baseline_model_id is not None
+    assert summary.metrics["auc"] < summary.baseline_metrics["auc"] - 0.01
+    assert any("against the baseline" in r for r in summary.reasons), summary.reasons
+    assert summary.pushed_uri is None
+    assert _versions(config) == versions_before
+    first_model = _store(config).get_artifacts_by_id([summary.baseline_model_id])[0]
+    assert first_model.type_id == _store(config).get_artifact_type("Model").id
+    assert first.pushed_uri
+
+
+@pytest.mark.parametrize(
+    "data, column, kind",
+    [("missing_column", "payment_type", "SCHEMA_MISSING_COLUMN"), ("type_drift", "trip_miles", "")],
+)
+def test_bad_data_fails_at_the_gate_and_pushes_nothing(first_run, workspace, data, column, kind):
+    config, _ = first_run
+    versions_before = _versions(config)
+    trainer_runs_before = len(_executions(config, definition.TRAINER))
+    with pytest.raises(local.PipelineRunError) as raised:
+        local.run(_config(workspace, data))
+    error = raised.value
+    assert error.node_id == definition.ANOMALIES_GATE
+    assert f"feature '{column}'" in error.reason
+    assert kind in error.reason
+    assert {n.node_id for n in error.summary.nodes} == {
+        definition.EXAMPLE_GEN,
+        definition.SCHEMA_IMPORTER,
+        definition.STATISTICS_GEN,
+        definition.EXAMPLE_VALIDATOR,
+    }
+    assert len(_executions(config, definition.TRAINER)) == trainer_runs_before
+    assert _versions(config) == versions_before
+
+
+def test_cli_failure_is_one_line_and_nonzero(first_run, workspace, capsys):
+    config, _ = first_run
+    code = main(
+        [
+            "run",
+            "--set",
+            f"data.root={workspace / 'data' / 'missing_column'}",
+            "--set",
+            f"run.pipeline_root={config.run.pipeline_root}",
+            "--set",
+            f"metadata.sqlite_path={config.metadata.sqlite_path}",
+            "--set",
+            f"registry.uri={config.registry.uri}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    failure = [line for line in err.splitlines() if line.startswith("FAILED")]
+    assert len(failure) == 1 and "anomalies_gate" in failure[0] and "payment_type" in failure[0]
