@@ -23,9 +23,13 @@ def make_eval_config(min_auc: float, max_auc_drop: float) -> tfma.EvalConfig:
             the baseline's. TFX ignores it when there is no baseline.
 
     Returns:
-        The EvalConfig, overall plus one slice per SLICE_COLUMNS entry.
+        The EvalConfig: metrics overall and per SLICE_COLUMNS value; the
+        thresholds gate the overall slice only.
     """
     return tfma.EvalConfig(
+        # Only the metrics below; not also the Keras metrics compiled into
+        # the model, which would report a second, differently computed AUC.
+        options=tfma.Options(include_default_metrics={"value": False}),
         model_specs=[
             tfma.ModelSpec(
                 signature_name=SERVING_DEFAULT,
@@ -45,15 +49,22 @@ def make_eval_config(min_auc: float, max_auc_drop: float) -> tfma.EvalConfig:
                     tfma.MetricConfig(class_name="Recall"),
                     tfma.MetricConfig(
                         class_name=AUC,
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(
-                                lower_bound={"value": min_auc}
-                            ),
-                            change_threshold=tfma.GenericChangeThreshold(
-                                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                absolute={"value": -max_auc_drop},
-                            ),
-                        ),
+                        # A plain `threshold` would gate every slice too, and a
+                        # one-class slice (a quiet hour) has an AUC of 0.
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(
+                                slicing_specs=[tfma.SlicingSpec()],
+                                threshold=tfma.MetricThreshold(
+                                    value_threshold=tfma.GenericValueThreshold(
+                                        lower_bound={"value": min_auc}
+                                    ),
+                                    change_threshold=tfma.GenericChangeThreshold(
+                                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                        absolute={"value": -max_auc_drop},
+                                    ),
+                                ),
+                            )
+                        ],
                     ),
                 ]
             )

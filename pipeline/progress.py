@@ -4,8 +4,9 @@ TFX's LocalDagRunner has no callback API. It runs each node through
 `Launcher.launch()`, so for the duration of a run that method is wrapped to
 report the start and end of every node; ML Metadata then says whether the
 node executed or reused cached outputs. (Listening to the runner's
-"Component X is finished." log records was tried first: Beam's in-process
-workers reconfigure logging during Transform, and the records stop arriving.)
+"Component X is finished." log records was tried first: under pytest the
+records stopped arriving once Transform had run; the wrapper does not depend
+on how logging is configured.)
 """
 
 from __future__ import annotations

@@ -72,8 +72,10 @@ def test_thresholds_come_from_config():
     evaluator = _by_id(config)[definition.EVALUATOR]
     eval_config = json.loads(evaluator.exec_properties["eval_config"])
     auc = next(m for m in eval_config["metrics_specs"][0]["metrics"] if m["class_name"] == "AUC")
-    assert auc["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.77)
-    assert auc["threshold"]["change_threshold"]["absolute"] == pytest.approx(-0.03)
+    [gate] = auc["per_slice_thresholds"]
+    assert gate["slicing_specs"] == [{}], "thresholds must gate the overall slice only"
+    assert gate["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.77)
+    assert gate["threshold"]["change_threshold"]["absolute"] == pytest.approx(-0.03)
     assert eval_config["model_specs"][0]["label_key"] == "big_tipper"
 
 
