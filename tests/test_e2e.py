@@ -20,6 +20,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.features import serving_columns
 from components.metadata_store import connection_config
+from components.schema_importer.component import parse_schema
 from components.signatures import OUTPUT_KEY, SERVING_DEFAULT, SERVING_RAW
 from pipeline import definition
 from pipeline.__main__ import main
@@ -231,3 +232,27 @@ def test_cli_failure_is_one_line_and_nonzero(first_run, workspace, capsys):
     assert code == 1
     failure = [line for line in err.splitlines() if line.startswith("FAILED")]
     assert len(failure) == 1 and "anomalies_gate" in failure[0] and "payment_type" in failure[0]
+
+
+def test_schema_infer_writes_a_draft_covering_every_column(first_run, workspace, capsys):
+    config, _ = first_run
+    draft = workspace / "draft" / "schema.pbtxt"
+    code = main(
+        [
+            "schema",
+            "infer",
+            "--output",
+            str(draft),
+            "--set",
+            f"data.root={config.data.root}",
+            "--set",
+            f"run.pipeline_root={config.run.pipeline_root}",
+            "--set",
+            f"metadata.sqlite_path={config.metadata.sqlite_path}",
+        ]
+    )
+    assert code == 0
+    assert f"draft schema written to {draft}" in capsys.readouterr().out
+    inferred = {f.name: f.type for f in parse_schema(draft.read_text()).feature}
+    curated = {f.name: f.type for f in load_schema().feature}
+    assert inferred == curated

@@ -11,7 +11,7 @@ import tensorflow as tf
 from components.features import FEATURES, LABEL, Kind, serving_columns
 from components.model import ModelParams, build_model
 from components.signatures import OUTPUT_KEY, SERVING_DEFAULT, SERVING_RAW, TRANSFORM_FEATURES
-from components.train import TrainingParams
+from components.train import Schedule, TrainingParams
 from tests.conftest import load_schema, to_instance, to_tf_example
 
 SIZES = {f.name: 7 for f in FEATURES if f.is_categorical}
@@ -121,3 +121,29 @@ def test_transform_features_signature_yields_the_label(trained_model, transforme
     np.testing.assert_allclose(
         out["fare_xf"].numpy(), [r["fare_xf"] for r in transformed_rows[:30]], atol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    "steps, epochs, per_epoch, per_call",
+    [(1000, 10, 100, 50), (1, 1, 1, 1), (7, 7, 1, 1), (300, 10, 30, 30), (97, 1, 97, 1)],
+)
+def test_schedule_covers_exactly_the_requested_steps(steps, epochs, per_epoch, per_call):
+    schedule = Schedule.for_steps(steps)
+    assert (schedule.epochs, schedule.steps_per_epoch, schedule.steps_per_execution) == (
+        epochs,
+        per_epoch,
+        per_call,
+    )
+    assert schedule.epochs * schedule.steps_per_epoch == steps
+
+
+def test_autograph_leaves_tf_keras_alone():
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    from components.autograph import skip_tf_keras
+
+    skip_tf_keras()
+    skip_tf_keras()
+    matching = [r for r in autograph_config.CONVERSION_RULES if r.matches("tf_keras.src.engine")]
+    assert len(matching) == 1
+    assert isinstance(matching[0], autograph_config.DoNotConvert)
