@@ -10,6 +10,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.baseline.component import FOUND, MODEL_ID
 from pipeline import definition
+from pipeline.config import EvaluatorConfig
 from pipeline.mlmd_queries import output_artifacts
 from pipeline.progress import NodeResult
 
@@ -68,9 +69,18 @@ def _describe_failure(failure: tfma.proto.validation_result_pb2.ValidationFailur
 
 
 def blessing_reasons(
-    evaluation_uri: str, metrics: dict[str, float], baseline: dict[str, float], blessed: bool
+    evaluation_uri: str,
+    metrics: dict[str, float],
+    baseline: dict[str, float],
+    blessed: bool,
+    thresholds: EvaluatorConfig,
 ) -> list[str]:
-    """Human-readable reasons for the Evaluator's decision."""
+    """Human-readable reasons for the Evaluator's decision.
+
+    A rejection is explained from TFMA's validation failures (the values and
+    bounds TFMA actually applied); a blessing from the metrics and the
+    configured thresholds, which TFMA applied to reach it.
+    """
     result = tfma.load_validation_result(evaluation_uri)
     if not blessed:
         failures = [
@@ -79,13 +89,13 @@ def blessing_reasons(
             for f in per_slice.failures
         ]
         return failures or [f"validation not ok: {result}"]
-    reasons = []
-    if "auc" in metrics:
-        reasons.append(f"auc {metrics['auc']:.4f} met the floor")
-    if baseline and "auc" in baseline:
+    auc = metrics.get("auc", float("nan"))
+    reasons = [f"auc {auc:.4f} >= {thresholds.min_auc:.4f} (evaluator.min_auc)"]
+    if "auc" in baseline:
         reasons.append(
-            f"auc {metrics.get('auc', float('nan')) - baseline['auc']:+.4f} against the "
-            f"baseline's {baseline['auc']:.4f}, within the allowed drop"
+            f"auc changed by {auc - baseline['auc']:+.4f} against the baseline's "
+            f"{baseline['auc']:.4f}, within -{thresholds.max_auc_drop:.4f} "
+            "(evaluator.max_auc_drop)"
         )
     else:
         reasons.append("no earlier blessed model: judged on the value thresholds alone")
@@ -101,7 +111,9 @@ def _outputs(
     return {}
 
 
-def summarize(store: metadata_store.MetadataStore, nodes: list[NodeResult]) -> RunSummary:
+def summarize(
+    store: metadata_store.MetadataStore, nodes: list[NodeResult], thresholds: EvaluatorConfig
+) -> RunSummary:
     """Builds the RunSummary of a run from its finished nodes."""
     summary = RunSummary(nodes=list(nodes))
     lookup = _outputs(store, nodes, definition.BASELINE_LOOKUP).get("baseline", [])
@@ -120,7 +132,7 @@ def summarize(store: metadata_store.MetadataStore, nodes: list[NodeResult]) -> R
             metrics=metrics,
             baseline_metrics=baseline,
             blessed=blessed,
-            reasons=blessing_reasons(evaluation_uri, metrics, baseline, blessed),
+            reasons=blessing_reasons(evaluation_uri, metrics, baseline, blessed, thresholds),
             evaluation_uri=evaluation_uri,
         )
 

@@ -83,6 +83,6 @@ def run(
     except Exception as error:  # any component failure ends the run; name it
         failed = tracker.running or "pipeline"
         raise PipelineRunError(
-            failed, one_line_reason(error), summarize(store, tracker.results)
+            failed, one_line_reason(error), summarize(store, tracker.results, config.evaluator)
         ) from error
-    return summarize(store, tracker.results)
+    return summarize(store, tracker.results, config.evaluator)
