@@ -65,8 +65,12 @@ def _print_summary(summary: RunSummary) -> None:
     if summary.blessed is not None:
         verdict = "BLESSED" if summary.blessed else "NOT BLESSED"
         print(f"{verdict}: " + "; ".join(summary.reasons))
+    pusher_cached = any(
+        n.node_id == definition.PUSHER and n.state == "CACHED" for n in summary.nodes
+    )
     if summary.pushed_uri:
-        print(f"pushed: {summary.pushed_uri}")
+        when = " (by an earlier run; this one reused it from cache)" if pusher_cached else ""
+        print(f"pushed: {summary.pushed_uri}{when}")
     elif summary.blessed is not None:
         print("pushed: nothing (the model was not blessed)")
 
