@@ -132,3 +132,34 @@ def test_create_pipeline_is_deterministic(config):
 
     first, second = definition.create_pipeline(config), definition.create_pipeline(config)
     assert describe(first) == describe(second)
+
+
+def test_the_same_dag_compiles_for_kubeflow_v2_without_resolvers(tmp_path):
+    """The local DAG compiles unchanged with TFX's KubeflowV2DagRunner (spec 2.1).
+
+    A smoke check that nothing in create_pipeline is local-only; the Kubeflow
+    packaging itself (image, compile command, submit) is separate work.
+    """
+    config = load_config(
+        None,
+        [
+            "run.pipeline_root=gs://bucket/root",
+            "data.root=gs://bucket/data",
+            "registry.uri=gs://bucket/registry",
+        ],
+    )
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image="registry.example/taxi:test", use_pipeline_spec_2_1=True
+        ),
+        output_dir=str(tmp_path),
+        output_filename="pipeline.json",
+    )
+    runner.run(definition.create_pipeline(config), write_out=True)
+    spec = json.loads((tmp_path / "pipeline.json").read_text())["pipelineSpec"]
+    assert spec["schemaVersion"] == "2.1.0"
+    assert set(spec["root"]["dag"]["tasks"]) == set(definition.NODE_IDS)
+    executors = spec["deploymentSpec"]["executors"]
+    assert not [name for name, e in executors.items() if "resolver" in e], executors.keys()
+    gate_deps = spec["root"]["dag"]["tasks"][definition.TRANSFORM].get("dependentTasks", [])
+    assert definition.ANOMALIES_GATE in gate_deps
