@@ -149,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config_lib.ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
+    except ValueError as error:
+        # Set-up problems found before any component runs (an unreadable
+        # schema, a store the runner cannot use); component failures are
+        # reported by the handlers themselves.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -42,3 +42,21 @@ def test_module_entry_point_help():
     assert result.returncode == 0, result.stderr
     for command in ("run", "schema", "config"):
         assert command in result.stdout
+
+
+def test_unreadable_schema_exits_2_naming_the_file(capsys, tmp_path):
+    missing = tmp_path / "nope.pbtxt"
+    assert main(["run", "--set", f"data.schema_file={missing}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read the curated schema") and str(missing) in err
+
+
+def test_grpc_store_is_refused_by_the_local_runner(capsys, tmp_path):
+    code = main(
+        ["run", "--set", "metadata.kind=grpc", "--set", f"run.pipeline_root={tmp_path / 'root'}"]
+    )
+    assert code == 2
+    assert (
+        "metadata.kind=grpc: the local runner writes ML Metadata directly"
+        in capsys.readouterr().err
+    )
