@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -121,6 +122,118 @@ def _show_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_kubeflow_config_args(parser: argparse.ArgumentParser) -> None:
+    _add_config_args(parser)
+    parser.set_defaults(config=str(config_lib.CONFIG_DIR / "kubeflow.yaml"))
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from pipeline.kubeflow import compile as kfp_compile
+    from pipeline.kubeflow.image import image_reference
+
+    config = config_lib.load_config(args.config, args.overrides)
+    logs.configure("build/logs/kubeflow.log", args.verbose)
+    image = args.image or image_reference(config)
+    path = kfp_compile.compile_to_file(config, image, args.output, args.format)
+    print(f"compiled {config.run.pipeline_name} ({args.format}) with image {image}: {path}")
+    return 0
+
+
+def _compiled_package(args: argparse.Namespace, config: config_lib.PipelineConfig) -> tuple:
+    """Compiles the config (or takes --package); returns (path, revision)."""
+    from pathlib import Path
+
+    from pipeline.kubeflow import compile as kfp_compile
+    from pipeline.kubeflow.image import image_reference
+
+    image = args.image or image_reference(config)
+    revision = image.rsplit(":", 1)[-1]
+    if args.package:
+        path = Path(args.package)
+        if not path.is_file():
+            raise ValueError(f"--package {path}: no such file")
+        return path, revision
+    path = kfp_compile.compile_to_file(config, image, "build/kubeflow/pipeline.yaml")
+    print(f"compiled with image {image}: {path}")
+    return path, revision
+
+
+def _kubeflow_setup(args: argparse.Namespace) -> tuple:
+    from pipeline import definition
+    from pipeline.kubeflow import client as kfp_client
+
+    config = config_lib.load_config(args.config, args.overrides)
+    logs.configure("build/logs/kubeflow.log", args.verbose)
+    conn = kfp_client.connection(config)
+    package, revision = _compiled_package(args, config)
+    parameters = definition.runtime_parameter_defaults(config)
+    print(f"KFP {conn.endpoint} namespace {conn.namespace} (token: {conn.token_source})")
+    return config, conn, kfp_client.make_client(conn), package, revision, parameters
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from pipeline.kubeflow import client as kfp_client
+
+    config, conn, client, package, revision, parameters = _kubeflow_setup(args)
+    experiment = args.experiment or config.kubeflow.experiment
+    run_name = args.run_name or kfp_client.version_name(f"{config.run.pipeline_name}-{revision}")
+    try:
+        submitted = kfp_client.submit(
+            client, config, package, revision, parameters, experiment, run_name, conn.namespace
+        )
+        print(
+            f"run {run_name} ({submitted.run_id}) in experiment {experiment}: pipeline "
+            f"{config.run.pipeline_name} version {submitted.version_id}, root "
+            f"{config.run.pipeline_root}, parameters {json.dumps(parameters, sort_keys=True)}"
+        )
+        print(f"details: {submitted.url}")
+        if args.wait:
+            kfp_client.wait(client, submitted.run_id, args.timeout, args.poll)
+    except kfp_client.KubeflowError as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    except kfp_client.ApiException as error:
+        print(f"FAILED: {kfp_client.describe_api_error(error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from pipeline.kubeflow import client as kfp_client
+    from pipeline.kubeflow.cron import check_cron
+
+    action = "delete" if args.delete else "disable" if args.disable else "apply"
+    if action == "apply" and not args.cron:
+        raise ValueError("--cron is required to create or update a recurring run")
+    cron = check_cron(args.cron) if args.cron else ""
+    config, conn, client, package, revision, parameters = _kubeflow_setup(args)
+    name = args.name or f"{config.run.pipeline_name}-recurring"
+    experiment = args.experiment or config.kubeflow.experiment
+    try:
+        result = kfp_client.schedule(
+            client,
+            config,
+            package,
+            revision,
+            parameters,
+            cron,
+            name,
+            experiment,
+            conn.namespace,
+            action,
+        )
+    except kfp_client.KubeflowError as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    except kfp_client.ApiException as error:
+        print(f"FAILED: {kfp_client.describe_api_error(error)}", file=sys.stderr)
+        return 1
+    what = f" ({result.recurring_run_id})" if result.recurring_run_id else ""
+    when = f", cron {cron!r}" if action == "apply" else ""
+    print(f"recurring run {name!r} in experiment {experiment!r}: {result.action}{what}{when}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +248,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(infer)
     infer.add_argument("--output", default="build/schema_draft.pbtxt", help="draft schema path")
     infer.set_defaults(handler=_schema_infer)
+
+    compile_ = commands.add_parser(
+        "compile", help="compile for Kubeflow Pipelines v2 (default config: kubeflow.yaml)"
+    )
+    _add_kubeflow_config_args(compile_)
+    compile_.add_argument("--output", default="pipeline.yaml", help="file to write")
+    compile_.add_argument(
+        "--format",
+        choices=("yaml", "vertex"),
+        default="yaml",
+        help="yaml: the bare PipelineSpec open-source KFP takes; vertex: a PipelineJob JSON",
+    )
+    compile_.add_argument(
+        "--image", help="component image reference (default: kubeflow.image:<git revision>)"
+    )
+    compile_.set_defaults(handler=_compile)
+
+    for command, helptext in (
+        ("submit", "upload a new pipeline version and start a run on Kubeflow"),
+        ("schedule", "create, update, disable or delete a recurring run on Kubeflow"),
+    ):
+        sub = commands.add_parser(command, help=helptext)
+        _add_kubeflow_config_args(sub)
+        sub.add_argument("--experiment", help="experiment (default: kubeflow.experiment)")
+        sub.add_argument("--image", help="image reference (default: kubeflow.image:<git revision>)")
+        sub.add_argument("--package", help="an already compiled pipeline.yaml to upload")
+        if command == "submit":
+            sub.add_argument("--run-name", help="run name (default: <pipeline>-<revision>-<time>)")
+            sub.add_argument(
+                "--wait", action="store_true", help="follow the run; exit 1 if it fails"
+            )
+            sub.add_argument("--timeout", type=float, default=4 * 3600, help="--wait limit, s")
+            sub.add_argument("--poll", type=float, default=15, help="--wait poll interval, s")
+            sub.set_defaults(handler=_submit)
+        else:
+            sub.add_argument("--cron", help="KFP cron, 6 fields, seconds first: '0 0 2 * * *'")
+            sub.add_argument("--name", help="recurring run name (default: <pipeline>-recurring)")
+            mode = sub.add_mutually_exclusive_group()
+            mode.add_argument("--disable", action="store_true", help="disable it")
+            mode.add_argument("--delete", action="store_true", help="delete it")
+            sub.set_defaults(handler=_schedule)
 
     show = commands.add_parser("config", help="print the resolved configuration")
     _add_config_args(show)

@@ -232,6 +232,110 @@ class EvaluatorConfig:
 
 
 @dataclass(frozen=True)
+class ComponentResources:
+    """CPU, memory and accelerators of one component's pod on Kubeflow.
+
+    0 leaves a value unset (the cluster's defaults apply).
+
+    Attributes:
+        cpu_request: CPUs requested.
+        cpu_limit: CPU limit.
+        memory_request_gb: Memory requested, GB (10^9 bytes, as KFP counts).
+        memory_limit_gb: Memory limit, GB.
+        accelerator_count: Accelerators (GPUs) per pod.
+        accelerator_type: Kubernetes resource name of the accelerator, e.g.
+            nvidia.com/gpu.
+    """
+
+    cpu_request: float = 0.0
+    cpu_limit: float = 0.0
+    memory_request_gb: float = 0.0
+    memory_limit_gb: float = 0.0
+    accelerator_count: int = 0
+    accelerator_type: str = "nvidia.com/gpu"
+
+    def check(self, where: str) -> None:
+        for name in ("cpu_request", "cpu_limit", "memory_request_gb", "memory_limit_gb"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name} must be >= 0, got {getattr(self, name)}")
+        for request_name, limit_name in (
+            ("cpu_request", "cpu_limit"),
+            ("memory_request_gb", "memory_limit_gb"),
+        ):
+            request, limit = getattr(self, request_name), getattr(self, limit_name)
+            if request and limit and request > limit:
+                raise ConfigError(
+                    f"{where}.{request_name}={request} exceeds {where}.{limit_name}={limit}"
+                )
+        if self.accelerator_count < 0:
+            raise ConfigError(f"{where}.accelerator_count must be >= 0")
+        if self.accelerator_count and not self.accelerator_type:
+            raise ConfigError(f"{where}.accelerator_type must name a resource, e.g. nvidia.com/gpu")
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Per-component pod resources on Kubeflow, keyed by node id.
+
+    ExampleGen has no entry: TFX's Kubeflow v2 compiler builds file-based
+    ExampleGen containers without the resource spec, so a value there would
+    be silently dropped.
+    """
+
+    statistics_gen: ComponentResources = field(default_factory=ComponentResources)
+    schema_importer: ComponentResources = field(default_factory=ComponentResources)
+    example_validator: ComponentResources = field(default_factory=ComponentResources)
+    anomalies_gate: ComponentResources = field(default_factory=ComponentResources)
+    transform: ComponentResources = field(default_factory=ComponentResources)
+    trainer: ComponentResources = field(default_factory=ComponentResources)
+    baseline_lookup: ComponentResources = field(default_factory=ComponentResources)
+    evaluator: ComponentResources = field(default_factory=ComponentResources)
+    pusher: ComponentResources = field(default_factory=ComponentResources)
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).check(f"kubeflow.resources.{f.name}")
+
+
+@dataclass(frozen=True)
+class KubeflowConfig:
+    """Compiling for, and submitting to, Kubeflow Pipelines.
+
+    Attributes:
+        image: Component image repository, without a tag.
+        image_tag: Image tag; empty: derived from the git revision
+            (`git describe`-style short sha, `-dirty` with local changes).
+        endpoint: KFP API server URL. The KFP_ENDPOINT variable overrides it.
+        namespace: Kubeflow profile namespace of experiments and runs. The
+            KFP_NAMESPACE variable overrides it.
+        token_env: Variable holding a bearer token; when unset, the in-cluster
+            service account token is used if present.
+        experiment: Experiment that `submit` and `schedule` file runs under.
+        resources: Per-component CPU, memory and accelerators.
+    """
+
+    image: str = "ghcr.io/example/taxi-mlops"
+    image_tag: str = ""
+    endpoint: str = ""
+    namespace: str = "kubeflow"
+    token_env: str = "KFP_TOKEN"
+    experiment: str = "taxi"
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    def validate(self) -> None:
+        if not self.image or ":" in self.image.rsplit("/", 1)[-1]:
+            raise ConfigError(
+                f"kubeflow.image must be a repository without a tag (set kubeflow.image_tag), "
+                f"got {self.image!r}"
+            )
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"kubeflow.endpoint must be an http(s) URL, got {self.endpoint!r}")
+        if not self.experiment:
+            raise ConfigError("kubeflow.experiment must not be empty")
+        self.resources.validate()
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Everything a run needs; see the section classes for each key."""
 
@@ -242,6 +346,7 @@ class PipelineConfig:
     beam: BeamConfig = field(default_factory=BeamConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
 
     @property
     def serving_model_dir(self) -> str:
@@ -414,9 +519,8 @@ def to_dict(config: PipelineConfig) -> dict[str, Any]:
     def plain(value: Any) -> Any:
         if isinstance(value, tuple):
             return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
         return value
 
-    return {
-        section: {k: plain(v) for k, v in values.items()}
-        for section, values in dataclasses.asdict(config).items()
-    }
+    return {section: plain(values) for section, values in dataclasses.asdict(config).items()}

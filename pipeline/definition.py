@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.baseline.component import BaselineLookup
-from components.eval_config import make_eval_config
 from components.evaluator.component import Evaluator
 from components.gate.component import AnomaliesGate
 from components.schema_importer.component import SchemaImporter, parse_schema
+from components.trainer.component import Trainer
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
@@ -51,6 +52,41 @@ NODE_IDS = (
 )
 
 
+# What each run may set without recompiling (Kubeflow runtime parameters),
+# with the config key that gives the compiled default.
+DATA_ROOT = "data_root"
+TRAIN_STEPS = "train_steps"
+EVAL_STEPS = "eval_steps"
+MIN_AUC = "min_auc"
+MAX_AUC_DROP = "max_auc_drop"
+RUNTIME_PARAMETERS = {
+    DATA_ROOT: "data.root",
+    TRAIN_STEPS: "trainer.train_steps",
+    EVAL_STEPS: "trainer.eval_steps",
+    MIN_AUC: "evaluator.min_auc",
+    MAX_AUC_DROP: "evaluator.max_auc_drop",
+}
+
+
+def runtime_parameter_defaults(config: PipelineConfig) -> dict[str, Any]:
+    """The runtime parameters' values under `config`, by parameter name."""
+    values: dict[str, Any] = {}
+    for name, key in RUNTIME_PARAMETERS.items():
+        section, field = key.split(".")
+        values[name] = getattr(getattr(config, section), field)
+    return values
+
+
+def _parameters(config: PipelineConfig, runtime: bool) -> dict[str, Any]:
+    values = runtime_parameter_defaults(config)
+    if not runtime:
+        return values
+    return {
+        name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=type(value), default=value)
+        for name, value in values.items()
+    }
+
+
 def metadata_spec_json(config: PipelineConfig) -> str:
     """The ML Metadata store description handed to BaselineLookup (no secrets)."""
     return json.dumps(asdict(config.metadata), sort_keys=True)
@@ -72,8 +108,10 @@ def read_schema_text(path: str) -> str:
     return text
 
 
-def make_example_gen(config: PipelineConfig) -> tfx.components.CsvExampleGen:
-    """CsvExampleGen over `data.root`, split train/eval by hash in the configured ratio."""
+def make_example_gen(
+    config: PipelineConfig, input_base: Any = None
+) -> tfx.components.CsvExampleGen:
+    """CsvExampleGen over `input_base` (default `data.root`), split train/eval by hash."""
     split = tfx.proto.SplitConfig(
         splits=[
             tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
@@ -81,7 +119,7 @@ def make_example_gen(config: PipelineConfig) -> tfx.components.CsvExampleGen:
         ]
     )
     return tfx.components.CsvExampleGen(
-        input_base=config.data.root,
+        input_base=config.data.root if input_base is None else input_base,
         output_config=tfx.proto.Output(split_config=split),
     ).with_id(EXAMPLE_GEN)
 
@@ -89,6 +127,7 @@ def make_example_gen(config: PipelineConfig) -> tfx.components.CsvExampleGen:
 def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+    runtime_parameters: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the TFX pipeline.
 
@@ -96,12 +135,16 @@ def create_pipeline(
         config: The validated configuration.
         metadata_connection_config: The store the local runner records in;
             None for orchestrators that bring their own (Kubeflow).
+        runtime_parameters: Make the RUNTIME_PARAMETERS settable per run
+            (Kubeflow), with the config's values as defaults. The local
+            runner takes plain values.
 
     Returns:
         ExampleGen -> statistics, schema, validation and the anomalies gate ->
         Transform -> Trainer -> baseline lookup -> Evaluator -> Pusher.
     """
-    example_gen = make_example_gen(config)
+    params = _parameters(config, runtime_parameters)
+    example_gen = make_example_gen(config, params[DATA_ROOT])
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
         STATISTICS_GEN
@@ -129,13 +172,13 @@ def create_pipeline(
     # anything from being transformed, trained or pushed after an anomaly.
     transform.add_upstream_node(anomalies_gate)
 
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_importer.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+        train_steps=params[TRAIN_STEPS],
+        eval_steps=params[EVAL_STEPS],
         custom_config={
             "batch_size": config.trainer.batch_size,
             "learning_rate": config.trainer.learning_rate,
@@ -155,7 +198,8 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_lookup.outputs["baseline"],
-        eval_config=make_eval_config(config.evaluator.min_auc, config.evaluator.max_auc_drop),
+        min_auc=params[MIN_AUC],
+        max_auc_drop=params[MAX_AUC_DROP],
     ).with_id(EVALUATOR)
 
     pusher = tfx.components.Pusher(

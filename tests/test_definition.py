@@ -10,6 +10,8 @@ import pytest
 from tfx import v1 as tfx
 
 from components.evaluator.component import Evaluator
+from components.evaluator.executor import thresholds_to_eval_config
+from components.trainer.executor import steps_to_args
 from pipeline import definition
 from pipeline.config import load_config
 
@@ -70,7 +72,11 @@ def test_evaluator_compares_against_the_baseline_lookup(nodes):
 def test_thresholds_come_from_config():
     config = load_config(None, ["evaluator.min_auc=0.77", "evaluator.max_auc_drop=0.03"])
     evaluator = _by_id(config)[definition.EVALUATOR]
-    eval_config = json.loads(evaluator.exec_properties["eval_config"])
+    assert evaluator.exec_properties["min_auc"] == pytest.approx(0.77)
+    assert evaluator.exec_properties["max_auc_drop"] == pytest.approx(0.03)
+    # What the executor hands TFX's Evaluator.
+    props = thresholds_to_eval_config(evaluator.exec_properties)
+    eval_config = json.loads(props["eval_config"])
     auc = next(m for m in eval_config["metrics_specs"][0]["metrics"] if m["class_name"] == "AUC")
     [gate] = auc["per_slice_thresholds"]
     assert gate["slicing_specs"] == [{}], "thresholds must gate the overall slice only"
@@ -82,7 +88,8 @@ def test_thresholds_come_from_config():
 def test_trainer_settings_come_from_config():
     config = load_config(None, ["trainer.train_steps=17", "trainer.batch_size=9"])
     trainer = _by_id(config)[definition.TRAINER]
-    assert json.loads(trainer.exec_properties["train_args"])["num_steps"] == 17
+    assert trainer.exec_properties["train_steps"] == 17
+    assert json.loads(steps_to_args(trainer.exec_properties)["train_args"])["num_steps"] == 17
     assert '"batch_size": 9' in trainer.exec_properties["custom_config"]
 
 

@@ -45,7 +45,9 @@ def BaselineLookup(
             `components.metadata_store.connection_config`.
     """
     store = connect(metadata_connection)
-    found = find_latest_blessed_model(store, pipeline_name, frozenset({model.id}))
+    found = find_latest_blessed_model(
+        store, pipeline_name, frozenset({model.id}), frozenset({model.uri})
+    )
     reference = {
         FOUND: int(found is not None),
         MODEL_ID: found.model_id if found else 0,

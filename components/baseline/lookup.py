@@ -4,6 +4,12 @@ This replaces TFX's `Resolver` with the LatestBlessedModelStrategy, which
 compiles to resolver executors that open-source Kubeflow Pipelines v2 cannot
 run. It reads the same records: ModelBlessing artifacts that the Evaluator
 marked `blessed`, and the model each one names in `current_model_id`.
+
+It reads them as either orchestrator writes them. TFX's local runner stores
+`blessed` and `current_model_id` as ints. Under Kubeflow v2, TFX's entrypoint
+rewrites `current_model_id` to the model's runtime name, which the KFP
+launcher sets to the model's ML Metadata id in decimal, and the launcher
+records every number as a double.
 """
 
 from __future__ import annotations
@@ -47,10 +53,29 @@ def _blessing_type_ids(store: metadata_store.MetadataStore) -> set[int]:
     return ids
 
 
+def _is_blessed(blessing: metadata_store_pb2.Artifact) -> bool:
+    value = blessing.custom_properties["blessed"]
+    return value.int_value == 1 or value.double_value == 1.0
+
+
+def _model_id(blessing: metadata_store_pb2.Artifact) -> int:
+    """The `current_model_id` of a blessing: an int, or digits in a string; 0 if neither."""
+    value = blessing.custom_properties["current_model_id"]
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value" and value.double_value.is_integer():
+        return int(value.double_value)
+    if kind == "string_value" and value.string_value.isdigit():
+        return int(value.string_value)
+    return 0
+
+
 def find_latest_blessed_model(
     store: metadata_store.MetadataStore,
     pipeline_name: str,
     exclude_model_ids: frozenset[int] = frozenset(),
+    exclude_uris: frozenset[str] = frozenset(),
 ) -> Baseline | None:
     """Returns the newest blessed model of `pipeline_name`, or None.
 
@@ -58,6 +83,9 @@ def find_latest_blessed_model(
         store: The ML Metadata store the pipeline writes to.
         pipeline_name: Only blessings recorded in this pipeline's context count.
         exclude_model_ids: Models never to return (the candidate itself).
+        exclude_uris: Models never to return, by URI. Under Kubeflow v2 an
+            executor does not see its inputs' ML Metadata ids, only their
+            URIs, which are unique per artifact too.
 
     Returns:
         The model of the most recently created positive blessing, skipping
@@ -72,15 +100,19 @@ def find_latest_blessed_model(
             a
             for a in store.get_artifacts_by_context(context.id)
             if a.type_id in blessing_types
-            and a.custom_properties["blessed"].int_value == 1
+            and _is_blessed(a)
             and a.state == metadata_store_pb2.Artifact.LIVE
         )
     blessings.sort(key=lambda a: (a.create_time_since_epoch, a.id), reverse=True)
     for blessing in blessings:
-        model_id = blessing.custom_properties["current_model_id"].int_value
+        model_id = _model_id(blessing)
         if not model_id or model_id in exclude_model_ids:
             continue
         models = store.get_artifacts_by_id([model_id])
-        if models and models[0].state == metadata_store_pb2.Artifact.LIVE:
+        if (
+            models
+            and models[0].state == metadata_store_pb2.Artifact.LIVE
+            and models[0].uri not in exclude_uris
+        ):
             return Baseline(model_id=model_id, model_uri=models[0].uri, blessing_id=blessing.id)
     return None

@@ -1,16 +1,66 @@
-"""`Evaluator`: TFX's Evaluator component with our baseline-resolving executor.
+"""`Evaluator`: TFX's Evaluator with thresholds as parameters and a looked-up baseline.
 
-tfx.v1 has no public way to swap a standard component's executor, so this
-subclass sets EXECUTOR_SPEC from TFX's internal executor_spec module.
+TFX's Evaluator takes a whole `eval_config` proto, and a Kubeflow runtime
+parameter cannot stand for a field inside a proto. This component takes the
+two blessing thresholds as float parameters (values or RuntimeParameters); its
+executor builds the EvalConfig from them (`components.eval_config`), resolves
+the BaselineLookup reference, and runs TFX's Evaluator executor unchanged.
 """
 
-from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
+from __future__ import annotations
 
-from components.evaluator.executor import Executor
+from typing import TypeAlias
+
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.orchestration import data_types
+from tfx.types import channel, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.evaluator.executor import MAX_AUC_DROP, MIN_AUC, Executor
+
+FloatParam: TypeAlias = float | data_types.RuntimeParameter
 
 
-class Evaluator(tfx.components.Evaluator):
-    """Takes `baseline_model=` from a BaselineLookup output (a reference)."""
+class EvaluatorSpec(ComponentSpec):
+    """Inputs, outputs and parameters of `Evaluator`."""
 
+    PARAMETERS = {
+        MIN_AUC: ExecutionParameter(type=float),
+        MAX_AUC_DROP: ExecutionParameter(type=float),
+    }
+    INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        # A BaselineLookup reference, resolved by the executor.
+        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+    }
+
+
+class Evaluator(base_beam_component.BaseBeamComponent):
+    """Scores `model` on the eval split and blesses it against the thresholds."""
+
+    SPEC_CLASS = EvaluatorSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(
+        self,
+        examples: channel.BaseChannel,
+        model: channel.BaseChannel,
+        min_auc: FloatParam,
+        max_auc_drop: FloatParam,
+        baseline_model: channel.BaseChannel | None = None,
+    ):
+        spec = EvaluatorSpec(
+            examples=examples,
+            model=model,
+            baseline_model=baseline_model,
+            min_auc=min_auc,
+            max_auc_drop=max_auc_drop,
+            evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+        )
+        super().__init__(spec=spec)

@@ -1,0 +1,1 @@
+"""TFX's generic Trainer with its step counts as plain (runtime-settable) ints."""

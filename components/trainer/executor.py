@@ -1,0 +1,51 @@
+"""Trainer executor: step counts in, TFX's GenericExecutor out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfx import types
+from tfx.components.trainer import executor as trainer_executor
+from tfx.proto import trainer_pb2
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
+
+TRAIN_STEPS = "train_steps"
+EVAL_STEPS = "eval_steps"
+
+
+def steps_to_args(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    """Replaces `train_steps`/`eval_steps` with TFX's `train_args`/`eval_args` JSON.
+
+    Raises:
+        ValueError: A step count is missing or not a positive integer.
+    """
+    props = dict(exec_properties)
+    steps = {}
+    for key in (TRAIN_STEPS, EVAL_STEPS):
+        value = props.pop(key, None)
+        # Kubeflow hands NUMBER_INTEGER parameters over as floats (JSON numbers).
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Trainer: {key} must be a positive integer, got {value!r}")
+        steps[key] = value
+    props[standard_component_specs.TRAIN_ARGS_KEY] = proto_utils.proto_to_json(
+        trainer_pb2.TrainArgs(num_steps=steps[TRAIN_STEPS])
+    )
+    props[standard_component_specs.EVAL_ARGS_KEY] = proto_utils.proto_to_json(
+        trainer_pb2.EvalArgs(num_steps=steps[EVAL_STEPS])
+    )
+    return props
+
+
+class Executor(trainer_executor.GenericExecutor):
+    """TFX's GenericExecutor, fed step counts instead of arg protos."""
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        super().Do(input_dict, output_dict, steps_to_args(exec_properties))

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines v2: compile, the container entrypoint, submit and schedule."""

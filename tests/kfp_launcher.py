@@ -1,0 +1,389 @@
+"""Runs a compiled PipelineSpec the way the open-source KFP v2 launcher does.
+
+A test harness, not a Kubeflow: no pods, no images, no caching, no object
+store. What it reproduces is the contract between KFP and the container,
+after backend/src/v2 (driver/driver.go `provisionOutputs`, driver/resolve.go,
+component/launcher_v2.go, metadata/client.go and converter.go):
+
+- the ExecutorInput: `inputs.parameterValues` resolved from runtime
+  constants and the run's parameters (root `defaultValue`s for the rest),
+  component defaults added as `addDefaultParams` does; `inputs.artifacts`
+  read back from ML Metadata as the driver's `toRuntimeArtifact` does (name
+  = the ML Metadata id in decimal, every property and custom property as
+  `metadata`, numbers as doubles, and the type left as an empty
+  `instanceSchema`); `outputs.artifacts` at
+  `<root>/<pipeline>/<run>/<task>/<uuid>/<output>` with the declared types;
+  `outputs.outputFile` in that task root;
+- the container command with `{{$}}` replaced by that JSON (protojson's
+  camelCase), run as a subprocess with the container's own `python -m ...`;
+- the ExecutorOutput merged into the output artifacts
+  (`mergeRuntimeArtifacts`), and ML Metadata records named as KFP names them:
+  contexts `system.Pipeline` and `system.PipelineRun`, executions
+  `system.ContainerExecution`, artifact types from the schema title, custom
+  properties converted as `StructValueToMLMDValue` does (numbers -> double,
+  bool -> int), `display_name` set to the output key, INPUT/OUTPUT events
+  keyed by the input/output name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+PIPELINE_CONTEXT = "system.Pipeline"
+RUN_CONTEXT = "system.PipelineRun"
+CONTAINER_EXECUTION = "system.ContainerExecution"
+_PARAMETER_KINDS = {
+    "STRING": (str,),
+    "NUMBER_INTEGER": (int, float),
+    "NUMBER_DOUBLE": (int, float),
+    "BOOLEAN": (bool,),
+    "LIST": (list,),
+    "STRUCT": (dict,),
+}
+
+
+class TaskFailed(RuntimeError):
+    """A task's container exited non-zero."""
+
+    def __init__(self, task: str, returncode: int, log: Path):
+        tail = log.read_text()[-6000:] if log.exists() else ""
+        super().__init__(f"task {task} exited {returncode}; log {log}:\n{tail}")
+        self.task = task
+
+
+@dataclass
+class TaskRecord:
+    """What one task did."""
+
+    name: str
+    execution_id: int
+    executor_input: dict[str, Any]
+    outputs: dict[str, metadata_store_pb2.Artifact] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """What one emulated run did, task by task in execution order."""
+
+    run_id: str
+    tasks: dict[str, TaskRecord]
+
+
+def _title(instance_schema: str) -> str:
+    data = yaml.safe_load(instance_schema) or {}
+    title = data.get("title") if isinstance(data, dict) else None
+    if not title:
+        raise ValueError(f"artifact schema without a title: {instance_schema!r}")
+    return str(title)
+
+
+def _topological(tasks: dict[str, Any]) -> list[str]:
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise ValueError(f"dependency cycle through task {name}")
+        state[name] = "visiting"
+        task = tasks[name]
+        upstream = set(task.get("dependentTasks", []))
+        for artifact in task.get("inputs", {}).get("artifacts", {}).values():
+            upstream.add(artifact["taskOutputArtifact"]["producerTask"])
+        for dep in sorted(upstream):
+            visit(dep)
+        state[name] = "done"
+        order.append(name)
+
+    for name in sorted(tasks):
+        visit(name)
+    return order
+
+
+def _mlmd_value(value: Any) -> metadata_store_pb2.Value:
+    """StructValueToMLMDValue: numbers become doubles, bools ints."""
+    result = metadata_store_pb2.Value()
+    if isinstance(value, bool):
+        result.int_value = int(value)
+    elif isinstance(value, int | float):
+        result.double_value = float(value)
+    elif isinstance(value, str):
+        result.string_value = value
+    elif isinstance(value, list):
+        json_format.ParseDict({"list": value}, result.struct_value)
+    elif isinstance(value, dict):
+        json_format.ParseDict({"struct": value}, result.struct_value)
+    else:
+        raise TypeError(f"unsupported metadata value {value!r}")
+    return result
+
+
+def _json_value(value: metadata_store_pb2.Value) -> Any:
+    """toRuntimeArtifact: int and double become JSON numbers."""
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return float(value.int_value)
+    if kind == "double_value":
+        return value.double_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "struct_value":
+        return json_format.MessageToDict(value.struct_value)
+    raise TypeError(f"unknown property type in MLMD artifact: {kind}")
+
+
+class LauncherEmulator:
+    """Executes every task of a compiled PipelineSpec in dependency order."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        mlmd_path: Path,
+        work_dir: Path,
+        env: dict[str, str] | None = None,
+        timeout_s: int = 900,
+    ):
+        # Strict parse: the same proto the KFP API server unmarshals.
+        json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+        self.spec = spec
+        self.work_dir = work_dir
+        self.timeout_s = timeout_s
+        config = metadata_store_pb2.ConnectionConfig()
+        config.sqlite.filename_uri = str(mlmd_path)
+        config.sqlite.connection_mode = 3  # READWRITE_OPENCREATE
+        self.store = metadata_store.MetadataStore(config)
+        self.env = dict(os.environ if env is None else env)
+        # The image runs `python`; here that is this interpreter.
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
+
+    # -- ML Metadata, as the driver and launcher write it ------------------
+
+    def _type_id(self, kind: str, name: str) -> int:
+        if kind == "context":
+            return self.store.put_context_type(metadata_store_pb2.ContextType(name=name))
+        if kind == "execution":
+            return self.store.put_execution_type(metadata_store_pb2.ExecutionType(name=name))
+        return self.store.put_artifact_type(metadata_store_pb2.ArtifactType(name=name))
+
+    def _context(
+        self, type_name: str, name: str, props: dict[str, str]
+    ) -> metadata_store_pb2.Context:
+        existing = self.store.get_context_by_type_and_name(type_name, name)
+        if existing is not None:
+            return existing
+        context = metadata_store_pb2.Context(type_id=self._type_id("context", type_name), name=name)
+        for key, value in props.items():
+            context.custom_properties[key].string_value = value
+        [context.id] = self.store.put_contexts([context])
+        return context
+
+    def _runtime_artifact(self, artifact: metadata_store_pb2.Artifact) -> dict[str, Any]:
+        metadata = {k: _json_value(v) for k, v in artifact.properties.items()}
+        metadata.update({k: _json_value(v) for k, v in artifact.custom_properties.items()})
+        # The driver's OutputArtifact.Schema is "" ("TODO: figure out how to get schema").
+        return {
+            "name": str(artifact.id),
+            "uri": artifact.uri,
+            "metadata": metadata,
+            "type": {"instanceSchema": ""},
+        }
+
+    # -- one run -----------------------------------------------------------
+
+    def _root_parameters(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        declared = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
+        unknown = sorted(set(overrides) - set(declared))
+        if unknown:
+            raise ValueError(f"unknown run parameters {unknown}; declared: {sorted(declared)}")
+        values = {}
+        for name, definition in declared.items():
+            if name in overrides:
+                values[name] = overrides[name]
+            elif "defaultValue" in definition:
+                values[name] = definition["defaultValue"]
+            elif not definition.get("isOptional"):
+                raise ValueError(f"run parameter {name} has no value and no default")
+        return values
+
+    def _parameter_values(
+        self, task: dict[str, Any], component: dict[str, Any], root: dict[str, Any]
+    ) -> dict[str, Any]:
+        declared = component.get("inputDefinitions", {}).get("parameters", {})
+        values: dict[str, Any] = {}
+        for name, source in task.get("inputs", {}).get("parameters", {}).items():
+            if "runtimeValue" in source:
+                values[name] = source["runtimeValue"]["constant"]
+            elif "componentInputParameter" in source:
+                values[name] = root[source["componentInputParameter"]]
+            else:
+                raise ValueError(f"unsupported parameter source for {name}: {source}")
+        for name, value in values.items():
+            expected = declared[name]["parameterType"]
+            kinds = _PARAMETER_KINDS[expected]
+            if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+                raise ValueError(f"input parameter {name!r} type mismatch: expect {expected}")
+        for name, definition in declared.items():  # addDefaultParams
+            if name not in values and "defaultValue" in definition:
+                values[name] = definition["defaultValue"]
+        return values
+
+    def run(self, run_id: str | None = None, parameters: dict[str, Any] | None = None) -> RunRecord:
+        """Runs every task once; raises TaskFailed at the first failing one."""
+        run_id = run_id or str(uuid.uuid4())
+        pipeline_name = self.spec["pipelineInfo"]["name"]
+        root_values = self._root_parameters(parameters or {})
+        run_root = f"{self.spec['defaultPipelineRoot'].rstrip('/')}/{pipeline_name}/{run_id}"
+        contexts = [
+            self._context(PIPELINE_CONTEXT, pipeline_name, {"pipeline_root": run_root}),
+            self._context(RUN_CONTEXT, run_id, {"pipeline_root": run_root}),
+        ]
+        tasks = self.spec["root"]["dag"]["tasks"]
+        record = RunRecord(run_id=run_id, tasks={})
+        for name in _topological(tasks):
+            record.tasks[name] = self._run_task(
+                name, tasks[name], root_values, run_root, contexts, record
+            )
+        return record
+
+    def _run_task(
+        self,
+        name: str,
+        task: dict[str, Any],
+        root_values: dict[str, Any],
+        run_root: str,
+        contexts: list[metadata_store_pb2.Context],
+        record: RunRecord,
+    ) -> TaskRecord:
+        component = self.spec["components"][task["componentRef"]["name"]]
+        container = self.spec["deploymentSpec"]["executors"][component["executorLabel"]][
+            "container"
+        ]
+
+        inputs: dict[str, Any] = {
+            "parameterValues": self._parameter_values(task, component, root_values)
+        }
+        input_pairs = []
+        artifacts_in: dict[str, Any] = {}
+        for key, source in task.get("inputs", {}).get("artifacts", {}).items():
+            ref = source["taskOutputArtifact"]
+            producer = record.tasks[ref["producerTask"]]
+            artifact = producer.outputs[ref["outputArtifactKey"]]
+            artifacts_in[key] = {"artifacts": [self._runtime_artifact(artifact)]}
+            event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.INPUT)
+            event.path.steps.add().key = key
+            input_pairs.append((artifact, event))
+        if artifacts_in:
+            inputs["artifacts"] = artifacts_in
+
+        task_root = f"{run_root}/{name}/{uuid.uuid4()}"
+        outputs: dict[str, Any] = {
+            "artifacts": {},
+            "outputFile": f"{task_root}/output_metadata.json",
+        }
+        for key, declared in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+            artifact = {"name": key, "uri": f"{task_root}/{key}", "type": declared["artifactType"]}
+            if "metadata" in declared:
+                artifact["metadata"] = declared["metadata"]
+            outputs["artifacts"][key] = {"artifacts": [artifact]}
+        Path(task_root).mkdir(parents=True, exist_ok=True)  # prepareOutputFolders
+
+        executor_input = pipeline_spec_pb2.ExecutorInput()
+        json_format.ParseDict({"inputs": inputs, "outputs": outputs}, executor_input)
+        executor_input_json = json_format.MessageToJson(executor_input, indent=None)
+
+        execution = metadata_store_pb2.Execution(
+            type_id=self._type_id("execution", CONTAINER_EXECUTION),
+            last_known_state=metadata_store_pb2.Execution.RUNNING,
+        )
+        execution.custom_properties["task_name"].string_value = name
+        execution.custom_properties["display_name"].string_value = name
+        json_format.ParseDict(
+            {"struct": inputs["parameterValues"]},
+            execution.custom_properties["inputs"].struct_value,
+        )
+        execution_id, _, _ = self.store.put_execution(execution, input_pairs, contexts)
+        execution.id = execution_id
+
+        command = [
+            part.replace("{{$}}", executor_input_json)
+            for part in [*container.get("command", []), *container.get("args", [])]
+        ]
+        leftover = [part for part in command if "{{$" in part]
+        if leftover:
+            raise ValueError(f"task {name}: unresolved placeholders {leftover}")
+        log = self.work_dir / "logs" / f"{record.run_id}-{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as out:
+            result = subprocess.run(
+                command,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        if result.returncode != 0:
+            execution.last_known_state = metadata_store_pb2.Execution.FAILED
+            self.store.put_execution(execution, [], contexts)
+            raise TaskFailed(name, result.returncode, log)
+
+        executor_output = pipeline_spec_pb2.ExecutorOutput()
+        output_file = Path(outputs["outputFile"])
+        if output_file.exists():
+            json_format.Parse(output_file.read_text(), executor_output)
+        output_pairs = []
+        recorded: dict[str, metadata_store_pb2.Artifact] = {}
+        for key, artifact_list in outputs["artifacts"].items():
+            runtime = artifact_list["artifacts"][0]
+            uri = runtime["uri"]
+            metadata = dict(runtime.get("metadata", {}))
+            produced = executor_output.artifacts.get(key)
+            if produced is not None and produced.artifacts:  # mergeRuntimeArtifacts
+                uri = produced.artifacts[0].uri or uri
+                metadata.update(json_format.MessageToDict(produced.artifacts[0].metadata))
+            artifact = metadata_store_pb2.Artifact(
+                type_id=self._type_id("artifact", _title(runtime["type"]["instanceSchema"])),
+                uri=uri,
+                state=metadata_store_pb2.Artifact.LIVE,
+            )
+            for k, v in metadata.items():
+                artifact.custom_properties[k].CopyFrom(_mlmd_value(v))
+            for k, v in (("display_name", key), ("store_session_info", "{}")):
+                if k not in artifact.custom_properties:
+                    artifact.custom_properties[k].CopyFrom(_mlmd_value(v))
+            event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.OUTPUT)
+            event.path.steps.add().key = key
+            output_pairs.append((artifact, event))
+            recorded[key] = artifact
+        execution.last_known_state = metadata_store_pb2.Execution.COMPLETE
+        _, artifact_ids, _ = self.store.put_execution(execution, output_pairs, contexts)
+        for artifact, artifact_id in zip(recorded.values(), artifact_ids, strict=True):
+            artifact.id = artifact_id
+        return TaskRecord(
+            name=name,
+            execution_id=execution_id,
+            executor_input=json.loads(executor_input_json),
+            outputs=recorded,
+        )
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """Reads a compiled PipelineSpec YAML."""
+    spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict) or "root" not in spec:
+        raise ValueError(f"{path} is not a PipelineSpec")
+    return spec

@@ -1,0 +1,226 @@
+"""`submit` and `schedule` against a local fake of the KFP v2beta1 REST API.
+
+The server (tests/fake_kfp_server.py) is a test double: no KFP API server or
+Kubernetes runs here. What is real: kfp.Client and kfp_server_api building
+the requests, our CLI, the compiled package the fake parses strictly, and
+the `kfp` command line itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline.__main__ import main
+from pipeline.kubeflow.client import version_name
+from pipeline.kubeflow.cron import CronError, check_cron
+from tests.fake_kfp_server import FakeKfp
+
+IMAGE = "registry.example/taxi:abc123def456"
+KUBEFLOW_ARGS = ["--image", IMAGE]
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
+    assert main(["compile", *KUBEFLOW_ARGS, "--output", str(path)]) == 0
+    return path
+
+
+@pytest.fixture
+def kfp(monkeypatch: pytest.MonkeyPatch):
+    server = FakeKfp()
+    monkeypatch.setenv("KFP_ENDPOINT", server.url)
+    monkeypatch.setenv("KFP_NAMESPACE", "team-a")
+    monkeypatch.setenv("KFP_TOKEN", "secret-token")
+    yield server
+    server.close()
+
+
+def _spec_proto(spec: dict) -> pipeline_spec_pb2.PipelineSpec:
+    return json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+
+
+def _submit(package: Path, *extra: str) -> int:
+    return main(["submit", *KUBEFLOW_ARGS, "--package", str(package), "--poll", "0", *extra])
+
+
+def _schedule(package: Path, *extra: str) -> int:
+    return main(["schedule", *KUBEFLOW_ARGS, "--package", str(package), *extra])
+
+
+def test_submit_uploads_a_version_and_starts_a_typed_run(kfp, package):
+    assert _submit(package, "--run-name", "r1", "--set", "trainer.train_steps=250") == 0
+
+    [created] = kfp.requests("POST", "/pipelines")
+    assert created.body["display_name"] == "taxi"
+    [upload] = kfp.requests("POST", "/pipelines/upload_version")
+    assert upload.query["name"].startswith("abc123def456-")
+    assert yaml.safe_load(upload.body["uploadfile"]) == yaml.safe_load(package.read_text())
+    [experiment] = kfp.requests("POST", "/experiments")
+    assert experiment.body == {"display_name": "taxi", "namespace": "team-a"}
+
+    [run] = kfp.requests("POST", "/runs")
+    assert run.headers["authorization"] == "Bearer secret-token"
+    body = run.body
+    assert body["display_name"] == "r1"
+    version = kfp.state.versions[body["pipeline_version_reference"]["pipeline_version_id"]]
+    assert version["display_name"] == upload.query["name"]
+    config = body["runtime_config"]
+    assert config["pipeline_root"] == "gs://YOUR_BUCKET/taxi/pipeline_root"
+    assert config["parameters"] == {
+        "data_root": "gs://YOUR_BUCKET/taxi/data",
+        "train_steps": 250,
+        "eval_steps": 100,
+        "min_auc": 0.8,
+        "max_auc_drop": 0.01,
+    }
+    assert isinstance(config["parameters"]["train_steps"], int)
+    assert isinstance(config["parameters"]["min_auc"], float)
+
+
+def test_second_submit_adds_a_version_to_the_same_pipeline_and_experiment(kfp, package):
+    assert _submit(package, "--run-name", "r1") == 0
+    assert _submit(package, "--run-name", "r2", "--experiment", "taxi") == 0
+    assert len(kfp.state.pipelines) == 1 and len(kfp.state.experiments) == 1
+    assert len(kfp.state.versions) == 2 and len(kfp.state.runs) == 2
+
+
+def test_wait_succeeds_when_the_run_does(kfp, package, capsys):
+    assert _submit(package, "--run-name", "ok", "--wait") == 0
+    out = capsys.readouterr().out
+    assert "RUNNING" in out and "SUCCEEDED" in out
+
+
+def test_wait_fails_with_the_failed_task_name(kfp, package, capsys):
+    kfp.state.outcomes["bad"] = ("FAILED", "trainer", "OOMKilled")
+    assert _submit(package, "--run-name", "bad", "--wait") == 1
+    err = capsys.readouterr().err
+    assert "FAILED at task trainer (OOMKilled)" in err
+
+
+def test_in_cluster_service_account_token(kfp, package, monkeypatch, tmp_path):
+    monkeypatch.delenv("KFP_TOKEN")
+    token = tmp_path / "token"
+    token.write_text("sa-token\n")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    assert _submit(package, "--run-name", "sa") == 0
+    [run] = kfp.requests("POST", "/runs")
+    assert run.headers["authorization"] == "Bearer sa-token"
+
+
+def test_submit_without_an_endpoint_is_a_config_error(monkeypatch, package, capsys):
+    monkeypatch.delenv("KFP_ENDPOINT", raising=False)
+    assert _submit(package) == 2
+    assert "KFP_ENDPOINT" in capsys.readouterr().err
+
+
+def test_submit_compiles_when_no_package_is_given(kfp):
+    assert main(["submit", *KUBEFLOW_ARGS, "--run-name", "fresh"]) == 0
+    [upload] = kfp.requests("POST", "/pipelines/upload_version")
+    spec = yaml.safe_load(upload.body["uploadfile"])
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {IMAGE}
+
+
+def test_schedule_creates_a_recurring_run(kfp, package, capsys):
+    assert _schedule(package, "--cron", "0 0 2 * * *", "--name", "nightly") == 0
+    [create] = kfp.requests("POST", "/recurringruns")
+    body = create.body
+    assert body["display_name"] == "nightly"
+    assert body["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * *"
+    assert body["mode"] == "ENABLE" and int(body["max_concurrency"]) == 1
+    assert body["no_catchup"] is True
+    assert body["runtime_config"]["pipeline_root"] == "gs://YOUR_BUCKET/taxi/pipeline_root"
+    assert body["runtime_config"]["parameters"]["train_steps"] == 1000
+    assert "created" in capsys.readouterr().out
+
+
+def test_schedule_is_idempotent_and_updates_in_place(kfp, package, capsys):
+    assert _schedule(package, "--cron", "0 0 2 * * *", "--name", "nightly") == 0
+    assert _schedule(package, "--cron", "0 0 2 * * *", "--name", "nightly") == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert len(kfp.requests("POST", "/recurringruns")) == 1
+    assert len(kfp.requests("POST", "/pipelines/upload_version")) == 1
+
+    assert _schedule(package, "--cron", "0 30 3 * * *", "--name", "nightly") == 0
+    assert "replaced" in capsys.readouterr().out
+    [remaining] = kfp.state.recurring.values()
+    assert remaining["display_name"] == "nightly"
+    assert remaining["trigger"]["cron_schedule"]["cron"] == "0 30 3 * * *"
+    assert len(kfp.state.versions) == 2, "a changed schedule runs a freshly uploaded version"
+
+
+def test_schedule_disable_and_delete(kfp, package, capsys):
+    assert _schedule(package, "--cron", "0 0 2 * * *", "--name", "nightly") == 0
+    [rid] = kfp.state.recurring
+    assert _schedule(package, "--name", "nightly", "--disable") == 0
+    assert kfp.requests("POST", f"/recurringruns/{rid}:disable")
+    assert kfp.state.recurring[rid]["status"] == "DISABLED"
+    assert _schedule(package, "--name", "nightly", "--delete") == 0
+    assert not kfp.state.recurring
+    assert _schedule(package, "--name", "nightly", "--delete") == 0
+    assert "absent" in capsys.readouterr().out
+    assert _schedule(package, "--name", "nightly", "--disable") == 1
+
+
+def test_five_field_cron_shows_the_six_field_equivalent(kfp, package, capsys):
+    assert _schedule(package, "--cron", "0 2 * * *") == 2
+    assert "'0 0 2 * * *'" in capsys.readouterr().err
+    assert not kfp.state.requests
+
+
+@pytest.mark.parametrize("bad", ["* * * *", "0 0 2 * * * *", "0 0 2 * * $"])
+def test_other_bad_crons(bad):
+    with pytest.raises(CronError):
+        check_cron(bad)
+
+
+def test_version_names_sort_by_time():
+    from datetime import datetime, timezone
+
+    first = version_name("abc", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    assert first == "abc-20260102T030405Z"
+    assert first < version_name("abc", datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc))
+
+
+def test_plain_kfp_cli_submits_the_compiled_file(kfp, package):
+    # What the CI workflow runs: kfp 2.x `run submit` (alias of `run create`).
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kfp"),
+            "--endpoint",
+            kfp.url,
+            "run",
+            "submit",
+            "-e",
+            "taxi-ci",
+            "-r",
+            "ci-run",
+            "-f",
+            str(package),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [run] = kfp.requests("POST", "/runs")
+    assert run.body["display_name"] == "ci-run"
+    assert run.body["pipeline_spec"]["pipelineInfo"]["name"] == "taxi"
+    # Equal as protos: kfp's own round trip drops proto3 defaults
+    # (`enableCache: false` becomes `{}`, which KFP reads the same way).
+    assert _spec_proto(run.body["pipeline_spec"]) == _spec_proto(
+        yaml.safe_load(package.read_text())
+    )
+    [experiment] = kfp.state.experiments.values()
+    assert experiment["display_name"] == "taxi-ci"

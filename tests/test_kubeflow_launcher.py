@@ -1,0 +1,175 @@
+"""The compiled pipeline, executed the way the open-source KFP v2 launcher would.
+
+`python -m pipeline compile` writes the PipelineSpec; `tests/kfp_launcher.py`
+runs each task's container command as a subprocess with a launcher-shaped
+ExecutorInput and records ML Metadata as KFP does. Two runs: the first
+blesses and pushes; the second finds the first's model as its baseline in
+the KFP-written records. Run parameters are set per run, as in the KFP UI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
+
+from components.baseline.component import FOUND, MODEL_ID
+from components.evaluator.executor import BASELINE_MLMD_ID
+from pipeline import definition
+from pipeline.__main__ import main
+from tests.conftest import TAXI_CSV, read_csv_rows
+from tests.kfp_launcher import (
+    CONTAINER_EXECUTION,
+    PIPELINE_CONTEXT,
+    LauncherEmulator,
+    TaskFailed,
+    load_spec,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+IMAGE = "registry.example/taxi:emulated"
+SAMPLE_ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("kfp")
+    rows = read_csv_rows(TAXI_CSV, SAMPLE_ROWS + 1)
+    (root / "data").mkdir()
+    with open(TAXI_CSV) as src, open(root / "data" / "data.csv", "w") as dst:
+        for _ in range(len(rows) + 1):
+            dst.write(src.readline())
+    return root
+
+
+@pytest.fixture(scope="module")
+def spec(workspace: Path) -> dict:
+    # The local config compiled for Kubeflow, its stores pointed into the
+    # workspace; the compiled defaults (full data, 1000 steps) are what the
+    # runs below override through run parameters.
+    output = workspace / "pipeline.yaml"
+    code = main(
+        [
+            "compile",
+            "--config",
+            "pipeline/configs/local.yaml",
+            "--image",
+            IMAGE,
+            "--output",
+            str(output),
+            "--set",
+            f"run.pipeline_root={workspace / 'root'}",
+            "--set",
+            f"metadata.sqlite_path={workspace / 'mlmd.sqlite'}",
+            "--set",
+            f"registry.uri={workspace / 'registry'}",
+        ]
+    )
+    assert code == 0
+    return load_spec(output)
+
+
+@pytest.fixture(scope="module")
+def emulator(spec: dict, workspace: Path) -> LauncherEmulator:
+    return LauncherEmulator(spec, workspace / "mlmd.sqlite", workspace)
+
+
+def _params(workspace: Path, **extra: object) -> dict:
+    return {
+        "data_root": str(workspace / "data"),
+        "train_steps": 60,
+        "eval_steps": 5,
+        "min_auc": 0.5,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(emulator: LauncherEmulator, workspace: Path):
+    return emulator.run("run-1", _params(workspace))
+
+
+@pytest.fixture(scope="module")
+def second_run(first_run, emulator: LauncherEmulator, workspace: Path):
+    return emulator.run("run-2", _params(workspace, max_auc_drop=0.3))
+
+
+def test_every_task_ran_in_its_image_command(first_run, spec):
+    assert set(first_run.tasks) == set(definition.NODE_IDS)
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert executor["container"]["image"] == IMAGE
+        assert executor["container"]["command"] == ["python", "-m", "pipeline.kubeflow.entrypoint"]
+
+
+def test_run_parameters_reach_the_executors(first_run, workspace):
+    trainer = first_run.tasks[definition.TRAINER].executor_input["inputs"]["parameterValues"]
+    assert trainer["train_steps"] == 60 and trainer["eval_steps"] == 5
+    example_gen = first_run.tasks[definition.EXAMPLE_GEN].executor_input["inputs"]
+    assert example_gen["parameterValues"]["input_base"] == str(workspace / "data")
+    evaluator = first_run.tasks[definition.EVALUATOR].executor_input["inputs"]["parameterValues"]
+    assert evaluator["min_auc"] == 0.5
+    # Not overridden: the compiled default.
+    assert evaluator["max_auc_drop"] == pytest.approx(0.01)
+
+
+def test_inputs_arrive_as_the_launcher_sends_them(first_run):
+    # Untyped, named by ML Metadata id: what the entrypoint must cope with.
+    inputs = first_run.tasks[definition.TRAINER].executor_input["inputs"]["artifacts"]
+    examples = inputs["examples"]["artifacts"][0]
+    assert examples["type"] == {"instanceSchema": ""}
+    produced = first_run.tasks[definition.TRANSFORM].outputs["transformed_examples"]
+    assert examples["name"] == str(produced.id)
+    assert sorted(json.loads(examples["metadata"]["split_names"])) == ["eval", "train"]
+
+
+def test_first_run_blesses_and_pushes_a_servable_model(first_run, workspace):
+    blessing = first_run.tasks[definition.EVALUATOR].outputs["blessing"]
+    assert blessing.custom_properties["blessed"].double_value == 1.0
+    model = first_run.tasks[definition.TRAINER].outputs["model"]
+    assert blessing.custom_properties["current_model_id"].string_value == str(model.id)
+    pushed = first_run.tasks[definition.PUSHER].outputs["pushed_model"]
+    assert pushed.custom_properties["pushed"].double_value == 1.0
+    destination = Path(pushed.custom_properties["pushed_destination"].string_value)
+    assert destination.parent == workspace / "registry" / "taxi"
+    loaded = tf.saved_model.load(str(destination))
+    assert "serving_default" in loaded.signatures
+
+
+def test_records_are_named_as_kfp_names_them(first_run, emulator):
+    store = emulator.store
+    context = store.get_context_by_type_and_name(PIPELINE_CONTEXT, "taxi")
+    assert context is not None
+    executions = store.get_executions_by_context(context.id)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    assert {types[e.type_id] for e in executions} == {CONTAINER_EXECUTION}
+    done = [e for e in executions if e.last_known_state == metadata_store_pb2.Execution.COMPLETE]
+    assert len(done) >= len(definition.NODE_IDS)
+    artifact_types = {t.name for t in store.get_artifact_types()}
+    assert {"tfx.Examples", "tfx.Model", "tfx.ModelBlessing", "tfx.PushedModel"} <= artifact_types
+
+
+def test_second_run_finds_the_first_model_as_baseline(first_run, second_run):
+    first_model = first_run.tasks[definition.TRAINER].outputs["model"]
+    reference = second_run.tasks[definition.BASELINE_LOOKUP].outputs["baseline"]
+    assert reference.custom_properties[FOUND].double_value == 1.0
+    assert reference.custom_properties[MODEL_ID].double_value == first_model.id
+    blessing = second_run.tasks[definition.EVALUATOR].outputs["blessing"]
+    assert blessing.custom_properties[BASELINE_MLMD_ID].double_value == first_model.id
+    assert blessing.custom_properties["blessed"].double_value == 1.0
+
+
+def test_a_failing_task_stops_the_run_and_names_itself(second_run, spec, workspace):
+    emulator = LauncherEmulator(spec, workspace / "mlmd.sqlite", workspace)
+    with pytest.raises(TaskFailed, match="task example_gen exited") as error:
+        emulator.run("run-broken", _params(workspace, data_root=str(workspace / "no-such-dir")))
+    assert error.value.task == definition.EXAMPLE_GEN
+    failed = [
+        e
+        for e in emulator.store.get_executions()
+        if e.last_known_state == metadata_store_pb2.Execution.FAILED
+    ]
+    assert [e.custom_properties["task_name"].string_value for e in failed] == ["example_gen"]
