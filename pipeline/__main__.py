@@ -139,6 +139,14 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image(args: argparse.Namespace) -> int:
+    from pipeline.kubeflow.image import image_reference
+
+    config = config_lib.load_config(args.config, args.overrides)
+    print(image_reference(config))
+    return 0
+
+
 def _compiled_package(args: argparse.Namespace, config: config_lib.PipelineConfig) -> tuple:
     """Compiles the config (or takes --package); returns (path, revision)."""
     from pathlib import Path
@@ -264,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--image", help="component image reference (default: kubeflow.image:<git revision>)"
     )
     compile_.set_defaults(handler=_compile)
+
+    image = commands.add_parser(
+        "image", help="print the component image reference (repository:git-revision)"
+    )
+    _add_kubeflow_config_args(image)
+    image.set_defaults(handler=_image)
 
     for command, helptext in (
         ("submit", "upload a new pipeline version and start a run on Kubeflow"),

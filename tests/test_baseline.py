@@ -171,3 +171,25 @@ def test_grpc_connection():
     config = connection_config({"kind": "grpc", "host": "metadata-grpc-service", "port": 8080})
     assert isinstance(config, metadata_store_pb2.MetadataStoreClientConfig)
     assert config.port == 8080
+
+
+def test_reads_blessings_as_the_kfp_launcher_records_them(tmp_path):
+    # Kubeflow v2: system.Pipeline context, tfx.ModelBlessing type, `blessed`
+    # as a double, `current_model_id` as the model's id in a string.
+    kfp = Store(str(tmp_path / "kfp.sqlite"), "system.Pipeline", "tfx.ModelBlessing")
+    model = kfp.model("taxi", "/m1")
+    artifact = metadata_store_pb2.Artifact(
+        type_id=kfp.blessing_type, uri="/b1", state=metadata_store_pb2.Artifact.LIVE
+    )
+    artifact.custom_properties["blessed"].double_value = 1.0
+    artifact.custom_properties["current_model_id"].string_value = str(model)
+    kfp._put("taxi", artifact)
+    found = find_latest_blessed_model(kfp.store, "taxi")
+    assert found is not None and found.model_id == model and found.model_uri == "/m1"
+
+
+def test_candidate_is_excluded_by_uri(store):
+    # Under Kubeflow the executor sees its input's URI, not its ML Metadata id.
+    m1 = store.model("taxi", "/m1")
+    store.blessing("taxi", m1, blessed=True)
+    assert find_latest_blessed_model(store.store, "taxi", exclude_uris=frozenset({"/m1"})) is None

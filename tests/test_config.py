@@ -47,7 +47,26 @@ def test_default_yaml_sets_every_key():
         "metadata.user",
         "metadata.password_env",
     }
-    assert keys | documented_elsewhere == set(valid_keys())
+    kubeflow_keys = {k for k in valid_keys() if k.startswith("kubeflow.")}  # kubeflow.yaml
+    assert keys | documented_elsewhere | kubeflow_keys == set(valid_keys())
+
+
+def test_kubeflow_yaml_loads_with_remote_paths_untouched():
+    from pipeline.config import CONFIG_DIR
+
+    config = load_config(CONFIG_DIR / "kubeflow.yaml")
+    assert config.run.pipeline_root.startswith("gs://")
+    assert config.metadata.kind == "grpc"
+    assert config.kubeflow.resources.trainer.cpu_limit == 8.0
+    assert config.kubeflow.resources.schema_importer.cpu_request == 0.0
+
+
+def test_resource_request_above_limit_is_named():
+    with pytest.raises(ConfigError, match=r"trainer.cpu_request=8.0 exceeds .*cpu_limit=4.0"):
+        load_config(
+            None,
+            ["kubeflow.resources.trainer.cpu_request=8", "kubeflow.resources.trainer.cpu_limit=4"],
+        )
 
 
 def test_overrides_are_typed():
@@ -115,6 +134,10 @@ def test_unknown_section(tmp_path):
         ("run.pipeline_name=my pipeline", "run.pipeline_name must be letters"),
         ("trainer.workers=2", "trainer.workers=2: only 1 is supported"),
         ("data.eval_buckets=0", "data.train_buckets and data.eval_buckets must be >= 1"),
+        ("kubeflow.image=repo/x:v1", "kubeflow.image must be a repository without a tag"),
+        ("kubeflow.endpoint=kfp.local", "kubeflow.endpoint must be an http\\(s\\) URL"),
+        ("kubeflow.resources.pusher.memory_limit_gb=-1", "pusher.memory_limit_gb must be >= 0"),
+        ("kubeflow.resources.example_gen.cpu_limit=1", "unknown key"),
     ],
 )
 def test_bad_values_are_named(override, message):

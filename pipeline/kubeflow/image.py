@@ -10,7 +10,7 @@ from pipeline.config import PipelineConfig
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class ImageTagError(RuntimeError):
+class ImageTagError(ValueError):
     """No image tag was configured and none can be derived from git."""
 
 
