@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from pipeline.logs import quiet_tensorflow
 
@@ -15,6 +16,7 @@ quiet_tensorflow()
 # Imported after quiet_tensorflow(): these pull in TensorFlow.
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import definition, logs  # noqa: E402
+from pipeline.kubeflow.client import KubeflowError  # noqa: E402
 from pipeline.progress import NodeResult  # noqa: E402
 from pipeline.summary import RunSummary  # noqa: E402
 
@@ -127,14 +129,21 @@ def _add_kubeflow_config_args(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(config=str(config_lib.CONFIG_DIR / "kubeflow.yaml"))
 
 
-def _compile(args: argparse.Namespace) -> int:
+def _compile_with_image(
+    args: argparse.Namespace, config: config_lib.PipelineConfig, output: str, fmt: str = "yaml"
+) -> tuple[Path, str]:
+    """Compiles with --image, else kubeflow.image:<git revision>; returns (path, image)."""
     from pipeline.kubeflow import compile as kfp_compile
     from pipeline.kubeflow.image import image_reference
 
+    image = args.image or image_reference(config)
+    return kfp_compile.compile_to_file(config, image, output, fmt), image
+
+
+def _compile(args: argparse.Namespace) -> int:
     config = config_lib.load_config(args.config, args.overrides)
     logs.configure("build/logs/kubeflow.log", args.verbose)
-    image = args.image or image_reference(config)
-    path = kfp_compile.compile_to_file(config, image, args.output, args.format)
+    path, image = _compile_with_image(args, config, args.output, args.format)
     print(f"compiled {config.run.pipeline_name} ({args.format}) with image {image}: {path}")
     return 0
 
@@ -147,62 +156,50 @@ def _image(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compiled_package(args: argparse.Namespace, config: config_lib.PipelineConfig) -> tuple:
-    """Compiles the config (or takes --package); returns (path, revision)."""
-    from pathlib import Path
-
-    from pipeline.kubeflow import compile as kfp_compile
-    from pipeline.kubeflow.image import image_reference
-
-    image = args.image or image_reference(config)
-    revision = image.rsplit(":", 1)[-1]
+def _package(args: argparse.Namespace, config: config_lib.PipelineConfig) -> tuple[Path, str]:
+    """The package to upload: --package, else a fresh compile; returns (path, revision)."""
     if args.package:
         path = Path(args.package)
         if not path.is_file():
             raise ValueError(f"--package {path}: no such file")
-        return path, revision
-    path = kfp_compile.compile_to_file(config, image, "build/kubeflow/pipeline.yaml")
+        from pipeline.kubeflow.image import image_reference
+
+        return path, (args.image or image_reference(config)).rsplit(":", 1)[-1]
+    path, image = _compile_with_image(args, config, "build/kubeflow/pipeline.yaml")
     print(f"compiled with image {image}: {path}")
-    return path, revision
+    return path, image.rsplit(":", 1)[-1]
 
 
-def _kubeflow_setup(args: argparse.Namespace) -> tuple:
-    from pipeline import definition
+def _kubeflow_session(args: argparse.Namespace) -> tuple:
+    """Loads the config and connects; returns (config, connection, kfp client)."""
     from pipeline.kubeflow import client as kfp_client
 
     config = config_lib.load_config(args.config, args.overrides)
     logs.configure("build/logs/kubeflow.log", args.verbose)
     conn = kfp_client.connection(config)
-    package, revision = _compiled_package(args, config)
-    parameters = definition.runtime_parameter_defaults(config)
     print(f"KFP {conn.endpoint} namespace {conn.namespace} (token: {conn.token_source})")
-    return config, conn, kfp_client.make_client(conn), package, revision, parameters
+    return config, conn, kfp_client.make_client(conn)
 
 
 def _submit(args: argparse.Namespace) -> int:
     from pipeline.kubeflow import client as kfp_client
 
-    config, conn, client, package, revision, parameters = _kubeflow_setup(args)
+    config, conn, client = _kubeflow_session(args)
+    package, revision = _package(args, config)
+    parameters = definition.runtime_parameter_defaults(config)
     experiment = args.experiment or config.kubeflow.experiment
     run_name = args.run_name or kfp_client.version_name(f"{config.run.pipeline_name}-{revision}")
-    try:
-        submitted = kfp_client.submit(
-            client, config, package, revision, parameters, experiment, run_name, conn.namespace
-        )
-        print(
-            f"run {run_name} ({submitted.run_id}) in experiment {experiment}: pipeline "
-            f"{config.run.pipeline_name} version {submitted.version_id}, root "
-            f"{config.run.pipeline_root}, parameters {json.dumps(parameters, sort_keys=True)}"
-        )
-        print(f"details: {submitted.url}")
-        if args.wait:
-            kfp_client.wait(client, submitted.run_id, args.timeout, args.poll)
-    except kfp_client.KubeflowError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
-    except kfp_client.ApiException as error:
-        print(f"FAILED: {kfp_client.describe_api_error(error)}", file=sys.stderr)
-        return 1
+    submitted = kfp_client.submit(
+        client, config, package, revision, parameters, experiment, run_name, conn.namespace
+    )
+    print(
+        f"run {run_name} ({submitted.run_id}) in experiment {experiment}: pipeline "
+        f"{config.run.pipeline_name} version {submitted.version_id}, root "
+        f"{config.run.pipeline_root}, parameters {json.dumps(parameters, sort_keys=True)}"
+    )
+    print(f"details: {submitted.url}")
+    if args.wait:
+        kfp_client.wait(client, submitted.run_id, args.timeout, args.poll)
     return 0
 
 
@@ -210,34 +207,25 @@ def _schedule(args: argparse.Namespace) -> int:
     from pipeline.kubeflow import client as kfp_client
     from pipeline.kubeflow.cron import check_cron
 
-    action = "delete" if args.delete else "disable" if args.disable else "apply"
-    if action == "apply" and not args.cron:
+    if not (args.cron or args.disable or args.delete):
         raise ValueError("--cron is required to create or update a recurring run")
     cron = check_cron(args.cron) if args.cron else ""
-    config, conn, client, package, revision, parameters = _kubeflow_setup(args)
+    config, conn, client = _kubeflow_session(args)
     name = args.name or f"{config.run.pipeline_name}-recurring"
     experiment = args.experiment or config.kubeflow.experiment
-    try:
-        result = kfp_client.schedule(
-            client,
-            config,
-            package,
-            revision,
-            parameters,
-            cron,
-            name,
-            experiment,
-            conn.namespace,
-            action,
+    eid = kfp_client.experiment_id(client, experiment, conn.namespace)
+    if args.delete:
+        result = kfp_client.delete_schedule(client, eid, name)
+    elif args.disable:
+        result = kfp_client.disable_schedule(client, eid, name, experiment)
+    else:
+        package, revision = _package(args, config)
+        parameters = definition.runtime_parameter_defaults(config)
+        result = kfp_client.apply_schedule(
+            client, config, eid, name, package, revision, parameters, cron
         )
-    except kfp_client.KubeflowError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
-    except kfp_client.ApiException as error:
-        print(f"FAILED: {kfp_client.describe_api_error(error)}", file=sys.stderr)
-        return 1
     what = f" ({result.recurring_run_id})" if result.recurring_run_id else ""
-    when = f", cron {cron!r}" if action == "apply" else ""
+    when = f", cron {cron!r}" if result.action in ("created", "replaced", "unchanged") else ""
     print(f"recurring run {name!r} in experiment {experiment!r}: {result.action}{what}{when}")
     return 0
 
@@ -317,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config_lib.ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
+    except KubeflowError as error:
+        # The Kubeflow API refused a request, or a followed run failed.
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
     except ValueError as error:
         # Set-up problems found before any component runs (an unreadable
         # schema, a store the runner cannot use); component failures are

@@ -224,3 +224,21 @@ def test_plain_kfp_cli_submits_the_compiled_file(kfp, package):
     )
     [experiment] = kfp.state.experiments.values()
     assert experiment["display_name"] == "taxi-ci"
+
+
+def test_api_errors_are_one_line_and_exit_1(kfp, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipelineInfo: {name: taxi}\nnotAField: 1\n")
+    assert _submit(bad, "--run-name", "x") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("FAILED: KFP API 400") and "invalid pipeline spec" in err[0]
+    assert not kfp.requests("POST", "/runs")
+
+
+def test_disable_and_delete_need_no_package(kfp, capsys):
+    # No --package: only creating or updating compiles and uploads.
+    assert main(["schedule", *KUBEFLOW_ARGS, "--name", "nightly", "--delete"]) == 0
+    out = capsys.readouterr().out
+    assert "compiled" not in out and "absent" in out
+    assert not kfp.requests("POST", "/pipelines/upload_version")

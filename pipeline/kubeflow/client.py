@@ -7,6 +7,7 @@ the `kfp` command line uses.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -16,8 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import kfp_server_api
 from kfp_server_api import ApiException
 
 from pipeline.config import ConfigError, PipelineConfig
@@ -37,11 +39,29 @@ def describe_api_error(error: ApiException) -> str:
         message = json.loads(error.body or "{}").get("message", "")
     except (ValueError, AttributeError):
         message = str(error.body or "")
+    # Server messages may span lines (a parse error quoting the input).
+    message = " ".join(str(message).split())
     return f"KFP API {error.status} {error.reason}: {message or 'no message'}"
 
 
 class KubeflowError(RuntimeError):
     """Submitting or scheduling failed; the message says what and where."""
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _api_errors(function: _F) -> _F:
+    """Turns the KFP API's error responses into one-line KubeflowErrors."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ApiException as error:
+            raise KubeflowError(describe_api_error(error)) from error
+
+    return wrapper  # type: ignore[return-value]
 
 
 class RunFailed(KubeflowError):
@@ -105,8 +125,6 @@ def version_name(revision: str, now: datetime | None = None) -> str:
 
 def pipeline_id(client: Any, name: str) -> str:
     """The id of the pipeline named `name`, created (with no version) if missing."""
-    import kfp_server_api
-
     existing = client.get_pipeline_id(name)
     if existing:
         return str(existing)
@@ -143,6 +161,7 @@ def upload_version(client: Any, package: Path, name: str, revision: str) -> tupl
     raise KubeflowError(f"pipeline {name}: versions {base} to {base}-10 all exist already")
 
 
+@_api_errors
 def experiment_id(client: Any, name: str, namespace: str) -> str:
     """The id of experiment `name` in `namespace`, created if missing."""
     return str(_quiet(client.create_experiment, name, namespace=namespace).experiment_id)
@@ -159,6 +178,7 @@ class Submitted:
     url: str
 
 
+@_api_errors
 def submit(
     client: Any,
     config: PipelineConfig,
@@ -197,6 +217,7 @@ def failed_tasks(run: Any) -> list[str]:
     return failed
 
 
+@_api_errors
 def wait(
     client: Any,
     run_id: str,
@@ -262,38 +283,48 @@ class Scheduled:
     recurring_run_id: str | None
 
 
-def schedule(
+@_api_errors
+def delete_schedule(client: Any, experiment_id: str, name: str) -> Scheduled:
+    """Deletes every recurring run named `name` in the experiment; absent is no error."""
+    existing = find_recurring_runs(client, experiment_id, name)
+    for run in existing:
+        client.delete_recurring_run(run.recurring_run_id)
+    return Scheduled("deleted" if existing else "absent", None)
+
+
+@_api_errors
+def disable_schedule(client: Any, experiment_id: str, name: str, experiment: str) -> Scheduled:
+    """Disables the recurring run(s) named `name` in the experiment (named `experiment`).
+
+    Raises:
+        KubeflowError: There is none of that name.
+    """
+    existing = find_recurring_runs(client, experiment_id, name)
+    if not existing:
+        raise KubeflowError(f"no recurring run named {name!r} in experiment {experiment!r}")
+    for run in existing:
+        client.disable_recurring_run(run.recurring_run_id)
+    return Scheduled("disabled", existing[0].recurring_run_id)
+
+
+@_api_errors
+def apply_schedule(
     client: Any,
     config: PipelineConfig,
+    experiment_id: str,
+    name: str,
     package: Path,
     revision: str,
     parameters: Mapping[str, Any],
     cron: str,
-    name: str,
-    experiment: str,
-    namespace: str,
-    action: str = "apply",
 ) -> Scheduled:
-    """Creates, updates, disables or deletes the recurring run `name`.
+    """Creates the recurring run `name`, or updates the one of that name.
 
-    `apply` is idempotent: a recurring run of the same name with the same
-    compiled spec, cron, parameters and root is left as it is; one that
-    differs is replaced (KFP has no update call), so at most one of that
-    name remains.
+    Idempotent: a recurring run of the same name with the same compiled
+    spec, cron, parameters and root is left as it is; one that differs is
+    replaced (KFP has no update call), so at most one of that name remains.
     """
-    eid = experiment_id(client, experiment, namespace)
-    existing = find_recurring_runs(client, eid, name)
-    if action == "delete":
-        for run in existing:
-            client.delete_recurring_run(run.recurring_run_id)
-        return Scheduled("deleted" if existing else "absent", None)
-    if action == "disable":
-        if not existing:
-            raise KubeflowError(f"no recurring run named {name!r} in experiment {experiment!r}")
-        for run in existing:
-            client.disable_recurring_run(run.recurring_run_id)
-        return Scheduled("disabled", existing[0].recurring_run_id)
-
+    existing = find_recurring_runs(client, experiment_id, name)
     mark = CONFIG_MARK + schedule_fingerprint(package, cron, parameters, config.run.pipeline_root)
     same = [
         r
@@ -304,7 +335,7 @@ def schedule(
         return Scheduled("unchanged", same[0].recurring_run_id)
     pid, vid = upload_version(client, package, config.run.pipeline_name, revision)
     created = client.create_recurring_run(
-        experiment_id=eid,
+        experiment_id=experiment_id,
         job_name=name,
         description=f"{config.run.pipeline_name} at {revision}; {mark}",
         cron_expression=cron,
