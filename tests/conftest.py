@@ -26,6 +26,21 @@ def read_csv_rows(path: Path = TAXI_CSV, limit: int | None = None) -> list[dict[
     return rows[:limit] if limit else rows
 
 
+def csv_columns(path: Path = TAXI_CSV) -> list[str]:
+    """The header of a CSV file."""
+    with open(path, newline="") as f:
+        return next(csv.reader(f))
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
+    """Writes `rows` under a header of `columns` (others dropped), making parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def load_schema():  # type: ignore[no-untyped-def]
     import tensorflow_data_validation as tfdv
 

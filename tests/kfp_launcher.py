@@ -39,8 +39,9 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from components.metadata_store import connect
 
 PIPELINE_CONTEXT = "system.Pipeline"
 RUN_CONTEXT = "system.PipelineRun"
@@ -162,10 +163,7 @@ class LauncherEmulator:
         self.spec = spec
         self.work_dir = work_dir
         self.timeout_s = timeout_s
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(mlmd_path)
-        config.sqlite.connection_mode = 3  # READWRITE_OPENCREATE
-        self.store = metadata_store.MetadataStore(config)
+        self.store = connect({"kind": "sqlite", "sqlite_path": str(mlmd_path)})
         self.env = dict(os.environ if env is None else env)
         # The image runs `python`; here that is this interpreter.
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"

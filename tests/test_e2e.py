@@ -7,7 +7,6 @@ not blessed, and two runs on broken data that stop at the anomalies gate.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
@@ -26,30 +25,28 @@ from pipeline import definition
 from pipeline.__main__ import main
 from pipeline.config import PipelineConfig, load_config, to_dict
 from pipeline.runners import local
-from tests.conftest import TAXI_CSV, load_schema, read_csv_rows, to_instance, to_tf_example
+from tests.conftest import (
+    csv_columns,
+    load_schema,
+    read_csv_rows,
+    to_instance,
+    to_tf_example,
+    write_csv,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SAMPLE_ROWS = 3000
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("e2e")
     rows = read_csv_rows()
-    with open(TAXI_CSV, newline="") as f:
-        columns = next(csv.reader(f))
-    _write_csv(root / "data" / "good" / "data.csv", rows[:SAMPLE_ROWS], columns)
+    columns = csv_columns()
+    write_csv(root / "data" / "good" / "data.csv", rows[:SAMPLE_ROWS], columns)
 
-    _write_csv(
+    write_csv(
         root / "data" / "missing_column" / "data.csv",
         rows[:SAMPLE_ROWS],
         [c for c in columns if c != "payment_type"],
@@ -57,7 +54,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     drifted = [dict(r) for r in rows[:SAMPLE_ROWS]]
     for r in drifted[::50]:
         r["trip_miles"] = "n/a"
-    _write_csv(root / "data" / "type_drift" / "data.csv", drifted, columns)
+    write_csv(root / "data" / "type_drift" / "data.csv", drifted, columns)
     return root
 
 

@@ -20,7 +20,7 @@ from components.baseline.component import FOUND, MODEL_ID
 from components.evaluator.executor import BASELINE_MLMD_ID
 from pipeline import definition
 from pipeline.__main__ import main
-from tests.conftest import TAXI_CSV, read_csv_rows
+from tests.conftest import csv_columns, read_csv_rows, write_csv
 from tests.kfp_launcher import (
     CONTAINER_EXECUTION,
     PIPELINE_CONTEXT,
@@ -38,11 +38,7 @@ SAMPLE_ROWS = 3000
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("kfp")
-    rows = read_csv_rows(TAXI_CSV, SAMPLE_ROWS + 1)
-    (root / "data").mkdir()
-    with open(TAXI_CSV) as src, open(root / "data" / "data.csv", "w") as dst:
-        for _ in range(len(rows) + 1):
-            dst.write(src.readline())
+    write_csv(root / "data" / "data.csv", read_csv_rows(limit=SAMPLE_ROWS), csv_columns())
     return root
 
 
