@@ -16,6 +16,8 @@ def make_dataset(
     batch_size: int,
     shuffle: bool,
     seed: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tf.data.Dataset:
     """Reads transformed examples as an endless stream of (features, label) batches.
 
@@ -28,14 +30,22 @@ def make_dataset(
             `TFTransformOutput.transformed_feature_spec()`; must hold the label.
         batch_size: Examples per batch.
         shuffle: Shuffle files and records (training) or keep order (eval).
-        seed: Shuffle seed, for reproducible tests.
+        seed: Shuffle seed, for reproducible tests; with several shards,
+            every worker must pass the same one.
+        num_shards: Input pipelines reading in parallel (one per worker).
+        shard_index: This pipeline's shard. With at least as many files as
+            shards each pipeline reads whole files; otherwise each keeps
+            every `num_shards`-th record of the same deterministic stream.
 
     Returns:
         A repeating dataset of ({transformed name: [batch, 1]}, [batch, 1]).
 
     Raises:
-        ValueError: No file matches the patterns, or the spec has no label.
+        ValueError: No file matches the patterns, the spec has no label, or
+            the shard index is out of range.
     """
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index {shard_index} out of range for {num_shards} shard(s)")
     if LABEL.name not in feature_spec:
         raise ValueError(f"feature spec has no label {LABEL.name!r}: {sorted(feature_spec)}")
     files = [path for pattern in file_patterns for path in tf.io.gfile.glob(pattern)]
@@ -49,19 +59,30 @@ def make_dataset(
         label = tf.reshape(parsed.pop(LABEL.name), [-1, 1])
         return {k: tf.reshape(v, [-1, 1]) for k, v in parsed.items()}, label
 
+    shard_files = num_shards > 1 and len(files) >= num_shards
+    shard_records = num_shards > 1 and not shard_files
     dataset = tf.data.Dataset.from_tensor_slices(sorted(files))
+    if shard_files:
+        dataset = dataset.shard(num_shards, shard_index)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed)
     dataset = dataset.interleave(
         lambda path: tf.data.TFRecordDataset(path, compression_type="GZIP"),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle,
+        # Record sharding needs every worker to see the same stream.
+        deterministic=not shuffle or shard_records,
     )
+    if shard_records:
+        dataset = dataset.shard(num_shards, shard_index)
     if shuffle:
         dataset = dataset.shuffle(buffer_size=max(10 * batch_size, 1000), seed=seed)
-    return (
+    dataset = (
         dataset.repeat()
         .batch(batch_size)
         .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+    # Sharding is explicit above; a distribution strategy must not shard again.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)

@@ -21,12 +21,14 @@ class ModelParams:
         learning_rate: Adam learning rate.
         steps_per_execution: Batches per compiled training call; for a
             model this small on CPU, Python overhead per step dominates.
+        jit_compile: Compile the train step with XLA.
     """
 
     hidden_units: tuple[int, ...] = (64, 32)
     embedding_dim: int = 8
     learning_rate: float = 0.001
     steps_per_execution: int = 1
+    jit_compile: bool = False
 
 
 def cardinality(f: Feature, tft_output: tft.TFTransformOutput) -> int:
@@ -54,6 +56,10 @@ def build_model(category_sizes: Mapping[str, int], params: ModelParams) -> tf.ke
         category_sizes: Index range of each categorical feature (raw name ->
             size), e.g. from `cardinalities(tft_output)`.
         params: Architecture and optimiser settings.
+
+    Under a mixed-precision Keras policy the layers compute in float16 or
+    bfloat16; the output stays float32, so the loss, the metrics and the
+    serving signatures see full-precision probabilities.
 
     Returns:
         A compiled model whose inputs are keyed by transformed feature name
@@ -93,7 +99,7 @@ def build_model(category_sizes: Mapping[str, int], params: ModelParams) -> tf.ke
         x = tf.keras.layers.Dense(units, activation="relu", name=f"deep_{i}")(x)
     deep_logit = tf.keras.layers.Dense(1, name="deep_logit")(x)
     logit = tf.keras.layers.Add(name="logit")([wide_logit, deep_logit])
-    probability = tf.keras.layers.Activation("sigmoid", name="probability")(logit)
+    probability = tf.keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
 
     model = tf.keras.Model(inputs=inputs, outputs=probability, name="wide_and_deep")
     model.compile(
@@ -101,5 +107,6 @@ def build_model(category_sizes: Mapping[str, int], params: ModelParams) -> tf.ke
         loss=tf.keras.losses.BinaryCrossentropy(),
         metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy()],
         steps_per_execution=params.steps_per_execution,
+        jit_compile=params.jit_compile,
     )
     return model

@@ -170,47 +170,6 @@ class BeamConfig:
 
 
 @dataclass(frozen=True)
-class TrainerConfig:
-    """Training.
-
-    Attributes:
-        train_steps: Training steps (batches).
-        eval_steps: Validation steps after training.
-        workers: Worker processes (1: train in the Trainer's own process).
-        batch_size: Examples per batch.
-        learning_rate: Adam learning rate.
-        hidden_units: Deep tower widths.
-        embedding_dim: Categorical embedding width.
-        seed: Seed for init and shuffling.
-    """
-
-    train_steps: int = 1000
-    eval_steps: int = 100
-    workers: int = 1
-    batch_size: int = 128
-    learning_rate: float = 0.001
-    hidden_units: tuple[int, ...] = (64, 32)
-    embedding_dim: int = 8
-    seed: int = 42
-
-    def validate(self) -> None:
-        for name in ("train_steps", "eval_steps", "batch_size", "embedding_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
-        if self.workers != 1:
-            raise ConfigError(
-                f"trainer.workers={self.workers}: only 1 is supported so far; multi-worker "
-                "training through TF_CONFIG is not built yet"
-            )
-        if not self.learning_rate > 0:
-            raise ConfigError(f"trainer.learning_rate must be > 0, got {self.learning_rate}")
-        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
-            raise ConfigError(
-                f"trainer.hidden_units must be positive ints, got {self.hidden_units}"
-            )
-
-
-@dataclass(frozen=True)
 class EvaluatorConfig:
     """Blessing thresholds (TFMA), applied to the eval split.
 
@@ -297,6 +256,106 @@ class ResourcesConfig:
             getattr(self, f.name).check(f"kubeflow.resources.{f.name}")
 
 
+LAUNCHERS = ("local", "indexed_job", "tfjob")
+
+
+@dataclass(frozen=True)
+class TrainerKubernetesConfig:
+    """Worker pods of the `indexed_job` and `tfjob` launchers.
+
+    Attributes:
+        image: Worker image with tag; empty: the Trainer step pod's own.
+        namespace: Namespace of the workers; empty: the Trainer step pod's.
+        service_account: Service account of the workers; empty: the Trainer
+            step pod's.
+        port: Port of TensorFlow's collective gRPC server in each pod.
+        resources: CPU, memory and GPUs/TPU chips per worker.
+        node_selector: Node labels per worker, e.g. a GPU or TPU node pool's.
+    """
+
+    image: str = ""
+    namespace: str = ""
+    service_account: str = ""
+    port: int = 2222
+    resources: ComponentResources = field(default_factory=ComponentResources)
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"trainer.kubernetes.port must be in 1..65535, got {self.port}")
+        self.resources.check("trainer.kubernetes.resources")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Training.
+
+    Attributes:
+        train_steps: Training steps (batches).
+        eval_steps: Validation steps after training.
+        workers: Data-parallel workers (MultiWorkerMirroredStrategy over
+            TF_CONFIG); 1 trains in the Trainer's own process.
+        launcher: What starts the workers: `local` (processes on the
+            Trainer's host), `indexed_job` (a Kubernetes Indexed Job and a
+            headless Service) or `tfjob` (a Kubeflow Training Operator TFJob).
+        max_restarts: Restarts of a failed group of workers; each resumes
+            from the BackupAndRestore checkpoint.
+        batch_size: Examples per replica per step; the global batch is this
+            times the replicas (workers x devices). `train_steps` counts
+            global steps.
+        learning_rate: Adam learning rate.
+        hidden_units: Deep tower widths.
+        embedding_dim: Categorical embedding width.
+        seed: Seed for init and shuffling.
+        mixed_precision: float16 compute on GPU, bfloat16 on TPU and CPU.
+        jit_compile: Compile the train step with XLA.
+        tpu: TPU for TPUStrategy (TPUClusterResolver name; `local` on a TPU
+            VM or a GKE TPU node); empty for none.
+        kubernetes: Worker pods of the Kubernetes launchers.
+    """
+
+    train_steps: int = 1000
+    eval_steps: int = 100
+    workers: int = 1
+    launcher: str = "local"
+    max_restarts: int = 2
+    batch_size: int = 128
+    learning_rate: float = 0.001
+    hidden_units: tuple[int, ...] = (64, 32)
+    embedding_dim: int = 8
+    seed: int = 42
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    tpu: str = ""
+    kubernetes: TrainerKubernetesConfig = field(default_factory=TrainerKubernetesConfig)
+
+    def validate(self) -> None:
+        for name in ("train_steps", "eval_steps", "batch_size", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 1:
+            raise ConfigError(f"trainer.workers must be >= 1, got {self.workers}")
+        if self.launcher not in LAUNCHERS:
+            raise ConfigError(
+                f"trainer.launcher must be one of {', '.join(LAUNCHERS)}, got {self.launcher!r}"
+            )
+        if self.max_restarts < 0:
+            raise ConfigError(f"trainer.max_restarts must be >= 0, got {self.max_restarts}")
+        if self.tpu and self.workers > 1:
+            raise ConfigError(
+                f"trainer.tpu={self.tpu!r} with trainer.workers={self.workers}: a TPU slice "
+                "trains as one worker; size it with its topology "
+                "(trainer.kubernetes.node_selector), keep workers at 1"
+            )
+        self.kubernetes.validate()
+        if not self.learning_rate > 0:
+            raise ConfigError(f"trainer.learning_rate must be > 0, got {self.learning_rate}")
+        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
+            raise ConfigError(
+                f"trainer.hidden_units must be positive ints, got {self.hidden_units}"
+            )
+
+
 @dataclass(frozen=True)
 class KubeflowConfig:
     """Compiling for, and submitting to, Kubeflow Pipelines.
@@ -377,6 +436,14 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list, got {value!r} ({type(value).__name__})")
         return tuple(_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value))
+    if origin is dict:
+        key_type, item_type = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r} ({type(value).__name__})")
+        return {
+            _coerce(f"{key} (a key)", k, key_type): _coerce(f"{key}.{k}", v, item_type)
+            for k, v in value.items()
+        }
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")

@@ -20,6 +20,7 @@ from components.evaluator.component import Evaluator
 from components.gate.component import AnomaliesGate
 from components.schema_importer.component import SchemaImporter, parse_schema
 from components.trainer.component import Trainer
+from components.trainer.launch import KubernetesWorkers, LaunchConfig
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
@@ -108,6 +109,31 @@ def read_schema_text(path: str) -> str:
     return text
 
 
+def launch_config(config: PipelineConfig) -> LaunchConfig:
+    """Where the Trainer runs its workers: `trainer.workers/launcher/...` of the config."""
+    trainer = config.trainer
+    pods = trainer.kubernetes
+    return LaunchConfig(
+        workers=trainer.workers,
+        launcher=trainer.launcher,
+        max_restarts=trainer.max_restarts,
+        tpu=trainer.tpu,
+        kubernetes=KubernetesWorkers(
+            image=pods.image,
+            namespace=pods.namespace,
+            service_account=pods.service_account,
+            port=pods.port,
+            cpu_request=pods.resources.cpu_request,
+            cpu_limit=pods.resources.cpu_limit,
+            memory_request_gb=pods.resources.memory_request_gb,
+            memory_limit_gb=pods.resources.memory_limit_gb,
+            accelerator_count=pods.resources.accelerator_count,
+            accelerator_type=pods.resources.accelerator_type,
+            node_selector=dict(pods.node_selector),
+        ),
+    )
+
+
 def make_example_gen(
     config: PipelineConfig, input_base: Any = None
 ) -> tfx.components.CsvExampleGen:
@@ -185,7 +211,11 @@ def create_pipeline(
             "hidden_units": list(config.trainer.hidden_units),
             "embedding_dim": config.trainer.embedding_dim,
             "seed": config.trainer.seed,
+            "mixed_precision": config.trainer.mixed_precision,
+            "jit_compile": config.trainer.jit_compile,
+            "tpu": config.trainer.tpu,
         },
+        launch=launch_config(config),
     ).with_id(TRAINER)
 
     baseline_lookup = BaselineLookup(

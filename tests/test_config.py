@@ -39,7 +39,19 @@ def test_default_yaml_sets_every_key():
     import yaml
 
     tree = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    keys = {f"{section}.{key}" for section, values in tree.items() for key in values}
+    leaves = set(valid_keys())
+
+    def flatten(values: dict, prefix: str) -> set[str]:
+        keys = set()
+        for key, value in values.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict) and dotted not in leaves:
+                keys |= flatten(value, dotted + ".")
+            else:
+                keys.add(dotted)
+        return keys
+
+    keys = flatten(tree, "")
     documented_elsewhere = {
         "metadata.host",
         "metadata.port",
@@ -132,7 +144,20 @@ def test_unknown_section(tmp_path):
         ("metadata.kind=postgres", "metadata.kind must be one of sqlite, mysql, grpc"),
         ("beam.args=[direct]", "beam.args entries must look like --flag=value"),
         ("run.pipeline_name=my pipeline", "run.pipeline_name must be letters"),
-        ("trainer.workers=2", "trainer.workers=2: only 1 is supported"),
+        ("trainer.workers=0", "trainer.workers must be >= 1, got 0"),
+        ("trainer.launcher=mpi", "trainer.launcher must be one of local, indexed_job, tfjob"),
+        ("trainer.max_restarts=-1", "trainer.max_restarts must be >= 0"),
+        (["trainer.tpu=local", "trainer.workers=2"], "a TPU slice trains as one worker"),
+        ("trainer.kubernetes.port=0", "trainer.kubernetes.port must be in 1..65535"),
+        ("trainer.kubernetes.node_selector=[a]", "node_selector: expected a mapping"),
+        ("trainer.kubernetes.node_selector={a: 1}", "node_selector.a: expected a string"),
+        (
+            [
+                "trainer.kubernetes.resources.cpu_request=4",
+                "trainer.kubernetes.resources.cpu_limit=2",
+            ],
+            "trainer.kubernetes.resources.cpu_request=4.0 exceeds",
+        ),
         ("data.eval_buckets=0", "data.train_buckets and data.eval_buckets must be >= 1"),
         ("kubeflow.image=repo/x:v1", "kubeflow.image must be a repository without a tag"),
         ("kubeflow.endpoint=kfp.local", "kubeflow.endpoint must be an http\\(s\\) URL"),
@@ -141,8 +166,26 @@ def test_unknown_section(tmp_path):
     ],
 )
 def test_bad_values_are_named(override, message):
+    overrides = override if isinstance(override, list) else [override]
     with pytest.raises(ConfigError, match=message):
-        load_config(None, [override])
+        load_config(None, overrides)
+
+
+def test_trainer_workers_and_pod_settings_load():
+    config = load_config(
+        None,
+        [
+            "trainer.workers=4",
+            "trainer.launcher=tfjob",
+            "trainer.kubernetes.node_selector={cloud.google.com/gke-accelerator: nvidia-l4}",
+            "trainer.kubernetes.resources.accelerator_count=1",
+        ],
+    )
+    assert config.trainer.workers == 4 and config.trainer.launcher == "tfjob"
+    assert config.trainer.kubernetes.node_selector == {
+        "cloud.google.com/gke-accelerator": "nvidia-l4"
+    }
+    assert config.trainer.kubernetes.resources.accelerator_count == 1
 
 
 def test_malformed_override():

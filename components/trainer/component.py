@@ -5,7 +5,8 @@ parameter can only stand for a whole parameter, never for a field inside a
 proto, so the step counts could not be set per run. This component takes
 `train_steps` and `eval_steps` as ints (a value or a RuntimeParameter) and its
 executor turns them back into the protos before TFX's GenericExecutor runs
-`run_fn`. Everything else is TFX's Trainer.
+`run_fn`. `launch` (JSON) adds what TFX's Trainer lacks: multi-worker
+training through TF_CONFIG. Everything else is TFX's Trainer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import json_utils
 
-from components.trainer.executor import EVAL_STEPS, TRAIN_STEPS, Executor
+from components.trainer.executor import EVAL_STEPS, LAUNCH, TRAIN_STEPS, Executor
+from components.trainer.launch import LaunchConfig
 
 IntParam: TypeAlias = int | data_types.RuntimeParameter
 
@@ -31,6 +33,7 @@ class TrainerSpec(ComponentSpec):
         "custom_config": ExecutionParameter(type=str, optional=True),
         TRAIN_STEPS: ExecutionParameter(type=int),
         EVAL_STEPS: ExecutionParameter(type=int),
+        LAUNCH: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -44,7 +47,11 @@ class TrainerSpec(ComponentSpec):
 
 
 class Trainer(base_component.BaseComponent):
-    """Trains with `run_fn` (an import path) on transformed examples."""
+    """Trains with `run_fn` (an import path) on transformed examples.
+
+    `launch` says where: in the Trainer's process (the default), or in
+    worker processes or pods with a TF_CONFIG each.
+    """
 
     SPEC_CLASS = TrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
@@ -58,6 +65,7 @@ class Trainer(base_component.BaseComponent):
         eval_steps: IntParam,
         schema: channel.BaseChannel | None = None,
         custom_config: dict[str, Any] | None = None,
+        launch: LaunchConfig | None = None,
     ):
         spec = TrainerSpec(
             examples=examples,
@@ -67,6 +75,7 @@ class Trainer(base_component.BaseComponent):
             train_steps=train_steps,
             eval_steps=eval_steps,
             custom_config=json_utils.dumps(custom_config or {}),
+            launch=(launch or LaunchConfig()).to_json(),
             model=channel.Channel(type=standard_artifacts.Model),
             model_run=channel.Channel(type=standard_artifacts.ModelRun),
         )

@@ -1,4 +1,4 @@
-"""Trainer executor: step counts in, TFX's GenericExecutor out."""
+"""Trainer executor: step counts in, TFX's GenericExecutor out, workers launched when asked."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from typing import Any
 
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
+from tfx.dsl.io import fileio
 from tfx.proto import trainer_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components.trainer.launch import LaunchConfig, make_launcher
+
 TRAIN_STEPS = "train_steps"
 EVAL_STEPS = "eval_steps"
+LAUNCH = "launch"
 
 
 def steps_to_args(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +44,12 @@ def steps_to_args(exec_properties: dict[str, Any]) -> dict[str, Any]:
 
 
 class Executor(trainer_executor.GenericExecutor):
-    """TFX's GenericExecutor, fed step counts instead of arg protos."""
+    """TFX's GenericExecutor, fed step counts instead of arg protos.
+
+    With a launch config that asks for workers, `run_fn` runs in those
+    workers (see components/trainer/launch.py) instead of in this process;
+    they get the same FnArgs, and the chief writes the same artifacts.
+    """
 
     def Do(
         self,
@@ -48,4 +57,16 @@ class Executor(trainer_executor.GenericExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        super().Do(input_dict, output_dict, steps_to_args(exec_properties))
+        props = steps_to_args(exec_properties)
+        launch = LaunchConfig.from_json(props.pop(LAUNCH, None))
+        if not launch.launches_workers:
+            super().Do(input_dict, output_dict, props)
+            return
+        self._log_startup(input_dict, output_dict, props)
+        fn_args = self._GetFnArgs(input_dict, output_dict, props)
+        make_launcher(launch).run(fn_args, props["run_fn"])
+        if not fileio.exists(fn_args.serving_model_dir):
+            raise RuntimeError(
+                f"all {launch.workers} trainer workers succeeded, but the chief exported "
+                f"no model to {fn_args.serving_model_dir}"
+            )
