@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export TF_USE_LEGACY_KERAS := 1
 ARGS ?=
 
-.PHONY: venv run test test-fast lint bench lock clean
+.PHONY: venv run test test-fast lint bench bench-trainer lock clean
 
 venv:
 	@scripts/ensure_venv.sh
@@ -25,6 +25,9 @@ lint: venv
 
 bench: venv
 	$(PY) bench/bench_local_run.py $(ARGS)
+
+bench-trainer: venv
+	$(PY) bench/bench_trainer.py $(ARGS)
 
 lock:
 	scripts/lock.sh

@@ -77,28 +77,17 @@ def eval_auc(model_dir: str, eval_dir: str) -> tuple[float, int]:
 
 def run_ours(workdir: Path) -> dict:
     """Our default run, with the example's split and eval steps."""
-    from ml_metadata import metadata_store
+    from workspace import run_in
 
-    from components.metadata_store import connection_config
-    from pipeline.config import load_config, to_dict
-    from pipeline.runners import local
-
-    config = load_config(
-        None,
-        [
-            f"run.pipeline_root={workdir / 'pipeline_root'}",
-            f"metadata.sqlite_path={workdir / 'metadata.sqlite'}",
-            f"registry.uri={workdir / 'registry'}",
-            "data.train_buckets=2",
-            "data.eval_buckets=1",
-            f"trainer.train_steps={TRAIN_STEPS}",
-            f"trainer.eval_steps={EVAL_STEPS}",
-        ],
-    )
     started = time.monotonic()
-    summary = local.run(config)
+    config, summary, store = run_in(
+        workdir,
+        "data.train_buckets=2",
+        "data.eval_buckets=1",
+        f"trainer.train_steps={TRAIN_STEPS}",
+        f"trainer.eval_steps={EVAL_STEPS}",
+    )
     wall = time.monotonic() - started
-    store = metadata_store.MetadataStore(connection_config(to_dict(config)["metadata"]))
     model_dir = summary.pushed_uri
     if not model_dir:
         raise RuntimeError(f"our run pushed nothing: {summary.reasons}")

@@ -125,7 +125,9 @@ def backup_dir(model_run_dir: str) -> str:
     """Where BackupAndRestore keeps the interrupted attempt's state.
 
     Under the Trainer's ModelRun artifact, so under the pipeline root and on
-    storage every worker shares; Keras deletes it once training completes.
+    storage every worker shares. Keras deletes the checkpoint once training
+    completes; the folder goes at the end of `run_fn` when training alone,
+    and with workers once the Trainer saw all of them succeed.
     """
     return os.path.join(model_run_dir, "backup")
 
@@ -204,7 +206,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             ],
             verbose=0,
         )
-        if is_chief:  # Keras removed the checkpoint, not its folder
+        if cluster is None:  # Keras removed the checkpoint, not its folder
             _remove_if_empty(backup_dir(fn_args.model_run_dir))
         model.save(
             fn_args.serving_model_dir if is_chief else os.path.join(scratch, "model"),

@@ -185,3 +185,19 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed) -> str:
         )
     )
     return serving_dir
+
+
+def fn_args_under(root: str, model_run_dir: str | None = None):  # type: ignore[no-untyped-def]
+    """Trainer FnArgs whose inputs and outputs all live under `root` (any URI scheme)."""
+    from tfx import v1 as tfx
+
+    return tfx.components.FnArgs(
+        train_files=[f"{root}/train/*"],
+        eval_files=[f"{root}/eval/*"],
+        train_steps=10,
+        eval_steps=2,
+        transform_output=f"{root}/tft",
+        serving_model_dir=f"{root}/trainer/model/7/Format-Serving",
+        model_run_dir=model_run_dir or f"{root}/trainer/model_run/7",
+        custom_config={"batch_size": 8},
+    )

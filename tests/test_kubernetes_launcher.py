@@ -18,7 +18,6 @@ import pytest
 import tensorflow as tf
 import yaml
 from kubernetes import client as k8s
-from tfx import v1 as tfx
 
 from components.cluster import parse_tf_config, worker_cluster
 from components.trainer import manifests
@@ -33,6 +32,7 @@ from components.trainer.launch import (
 from pipeline.config import load_config
 from pipeline.definition import launch_config
 from tests import kubernetes_schemas
+from tests.conftest import fn_args_under
 from tests.fake_kubernetes import FakeKubernetes, WorkerScript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,17 +231,9 @@ def _launcher(server: FakeKubernetes, launcher: str, workers: int = 2, **setting
     )
 
 
-def _fn_args(run_dir: str = "ram://pipeline_root/trainer/model_run/7"):
-    return tfx.components.FnArgs(
-        train_files=["ram://t/*"],
-        eval_files=["ram://e/*"],
-        train_steps=10,
-        eval_steps=2,
-        transform_output="ram://tft",
-        serving_model_dir="ram://pipeline_root/trainer/model/7/Format-Serving",
-        model_run_dir=run_dir,
-        custom_config={"batch_size": 8},
-    )
+def _fn_args(run_dir: str | None = None):
+    # ram:// stands for shared storage: the launcher refuses plain local paths.
+    return fn_args_under("ram://pipeline_root", run_dir)
 
 
 def test_indexed_job_runs_streams_logs_and_cleans_up(fake):

@@ -11,6 +11,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components.train import backup_dir
 from components.trainer.launch import LaunchConfig, make_launcher
 
 TRAIN_STEPS = "train_steps"
@@ -65,6 +66,11 @@ class Executor(trainer_executor.GenericExecutor):
         self._log_startup(input_dict, output_dict, props)
         fn_args = self._GetFnArgs(input_dict, output_dict, props)
         make_launcher(launch).run(fn_args, props["run_fn"])
+        # Keras empties the backup as each worker ends; only once all have
+        # ended can its folder go without racing a worker still inside it.
+        backup = backup_dir(fn_args.model_run_dir)
+        if fileio.exists(backup):
+            fileio.rmtree(backup)
         if not fileio.exists(fn_args.serving_model_dir):
             raise RuntimeError(
                 f"all {launch.workers} trainer workers succeeded, but the chief exported "

@@ -1,0 +1,306 @@
+"""TF_CONFIG, the strategy factory, per-worker input sharding, mixed precision, the worker entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from components.cluster import ClusterConfigError, parse_tf_config, worker_cluster
+from components.data import make_dataset
+from components.features import FEATURES, LABEL, Kind
+from components.model import ModelParams, build_model
+from components.strategy import Accelerator, plan_strategy
+from components.strategy import Kind as StrategyKind
+from components.trainer import worker
+from components.trainer.launch import LaunchConfig, error_line
+from components.trainer.local_workers import WorkerExit
+from tests.conftest import fn_args_under, write_transformed_examples
+
+TWO = json.dumps(
+    {"cluster": {"worker": ["w0:2222", "w1:2222"]}, "task": {"type": "worker", "index": 1}}
+)
+
+
+# -- TF_CONFIG ----------------------------------------------------------------------
+
+
+def test_no_tf_config_means_no_cluster():
+    assert parse_tf_config(None) is None
+    assert parse_tf_config("  ") is None
+    assert parse_tf_config('{"cluster": {}, "task": {}}') is None
+
+
+def test_workers_only_worker_0_is_chief():
+    cluster = parse_tf_config(TWO)
+    assert cluster is not None
+    assert cluster.num_workers == 2 and cluster.task_index == 1 and not cluster.is_chief
+    assert worker_cluster(["w0:1", "w1:1"], 0).is_chief
+
+
+def test_with_a_chief_only_the_chief_is_chief():
+    text = json.dumps(
+        {
+            "cluster": {"chief": ["c:1"], "worker": ["w0:1", "w1:1"]},
+            "task": {"type": "worker", "index": 0},
+        }
+    )
+    cluster = parse_tf_config(text)
+    assert cluster is not None and cluster.num_workers == 3 and not cluster.is_chief
+
+
+def test_generated_tf_config_round_trips_per_index():
+    hosts = ["a:2222", "b:2222", "c:2222"]
+    for index in range(3):
+        generated = worker_cluster(hosts, index)
+        assert parse_tf_config(generated.to_json()) == generated
+        assert json.loads(generated.to_json()) == {
+            "cluster": {"worker": hosts},
+            "task": {"type": "worker", "index": index},
+        }
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{cluster: ", "TF_CONFIG is not valid JSON"),
+        ("[1]", "must be a JSON object"),
+        (
+            '{"cluster": {"worker": ["a:1"], "ps": ["p:1"]}, '
+            '"task": {"type": "worker", "index": 0}}',
+            r"task type\(s\) \['ps'\]; data-parallel training supports only",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "evaluator", "index": 0}}',
+            "task type 'evaluator' is not in the cluster",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+            r"task index 2 is out of range for 'worker' \(2 address",
+        ),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}', "integer"),
+        ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+        (
+            '{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}',
+            "non-empty list",
+        ),
+        ('{"cluster": {"worker": ["a:1"]}}', "task must be"),
+        (
+            '{"cluster": {"chief": ["a:1", "b:1"]}, "task": {"type": "chief", "index": 0}}',
+            "2 chiefs",
+        ),
+    ],
+)
+def test_malformed_tf_config_is_named(text, message):
+    with pytest.raises(ClusterConfigError, match=message):
+        parse_tf_config(text)
+
+
+def test_worker_cluster_rejects_an_out_of_range_index():
+    with pytest.raises(ClusterConfigError, match="worker index 2 is out of range for 2"):
+        worker_cluster(["a:1", "b:1"], 2)
+
+
+# -- the strategy factory -------------------------------------------------------------
+
+
+def test_strategy_table():
+    cluster = parse_tf_config(TWO)
+    cases = [
+        ((None, "", 0), (StrategyKind.ONE_DEVICE, Accelerator.CPU, "/cpu:0", "")),
+        ((None, "", 1), (StrategyKind.ONE_DEVICE, Accelerator.GPU, "/gpu:0", "")),
+        ((None, "", 4), (StrategyKind.MIRRORED, Accelerator.GPU, "", "")),
+        ((cluster, "", 0), (StrategyKind.MULTI_WORKER, Accelerator.CPU, "", "RING")),
+        ((cluster, "", 8), (StrategyKind.MULTI_WORKER, Accelerator.GPU, "", "NCCL")),
+        ((None, "local", 0), (StrategyKind.TPU, Accelerator.TPU, "", "")),
+    ]
+    for args, (kind, accelerator, device, collectives) in cases:
+        plan = plan_strategy(*args)
+        assert (plan.kind, plan.accelerator, plan.device, plan.collectives) == (
+            kind,
+            accelerator,
+            device,
+            collectives,
+        ), args
+    assert plan_strategy(None, "my-tpu", 0).tpu == "my-tpu"
+
+
+def test_mixed_precision_policy_follows_the_accelerator():
+    assert plan_strategy(None, "", 1).mixed_precision_policy == "mixed_float16"
+    assert plan_strategy(None, "local", 0).mixed_precision_policy == "mixed_bfloat16"
+    assert plan_strategy(None, "", 0).mixed_precision_policy == "mixed_bfloat16"
+
+
+def test_a_tpu_with_a_multi_worker_cluster_is_refused():
+    with pytest.raises(ValueError, match="a TPU slice trains as one worker"):
+        plan_strategy(parse_tf_config(TWO), "local", 0)
+
+
+# -- input sharding -------------------------------------------------------------------
+
+
+def _rows(n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        row = {f.transformed_name: (float(i) if f.kind is Kind.NUMERIC else 0) for f in FEATURES}
+        row[LABEL.name] = i % 2
+        rows.append(row)
+    return rows
+
+
+SPEC = {
+    **{
+        f.transformed_name: tf.io.FixedLenFeature(
+            [], tf.float32 if f.kind is Kind.NUMERIC else tf.int64
+        )
+        for f in FEATURES
+    },
+    LABEL.name: tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def _ids(dataset: tf.data.Dataset, batches: int) -> list[int]:
+    numeric = next(f.transformed_name for f in FEATURES if f.kind is Kind.NUMERIC)
+    return [
+        int(v) for features, _ in dataset.take(batches) for v in features[numeric].numpy().ravel()
+    ]
+
+
+@pytest.mark.parametrize("files", [1, 4])
+def test_shards_partition_the_data(tmp_path, files):
+    # 40 rows over `files` files; 2 shards must together see each row exactly once.
+    per_file = 40 // files
+    for f in range(files):
+        write_transformed_examples(
+            _rows(40)[f * per_file : (f + 1) * per_file], str(tmp_path / f"part-{f}.gz")
+        )
+    pattern = [str(tmp_path / "part-*.gz")]
+    seen = []
+    for index in range(2):
+        dataset = make_dataset(
+            pattern, SPEC, 4, shuffle=True, seed=7, num_shards=2, shard_index=index
+        )
+        assert (
+            dataset.options().experimental_distribute.auto_shard_policy
+            == tf.data.experimental.AutoShardPolicy.OFF
+        )
+        seen.append(_ids(dataset, 5))  # 5 batches of 4 = one pass over 20 rows
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == list(range(40))
+
+
+def test_shard_index_out_of_range(tmp_path):
+    with pytest.raises(ValueError, match="shard_index 2 out of range for 2"):
+        make_dataset(["x"], SPEC, 4, shuffle=False, num_shards=2, shard_index=2)
+
+
+# -- mixed precision and XLA ------------------------------------------------------------
+
+
+def test_mixed_bfloat16_model_trains_with_float32_output():
+    sizes = {f.name: 5 for f in FEATURES if f.is_categorical}
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model(
+            sizes, ModelParams(hidden_units=(4,), embedding_dim=2, jit_compile=True)
+        )
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+    assert model.get_layer("deep_0").compute_dtype == "bfloat16"
+    assert model.get_layer("deep_0").dtype == "float32"  # weights stay float32
+    batch = {
+        f.transformed_name: (
+            tf.random.normal([8, 1]) if f.kind is Kind.NUMERIC else tf.ones([8, 1], tf.int64)
+        )
+        for f in FEATURES
+    }
+    labels = tf.constant(np.arange(8) % 2, shape=[8, 1])
+    history = model.fit(batch, labels, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model(batch).dtype == tf.float32
+
+
+# -- the worker entry and launch plumbing ----------------------------------------------------
+
+
+def test_fn_args_round_trip():
+    fn_args = fn_args_under("gs://bucket/root")
+    loaded = worker.load_fn_args(worker.dump_fn_args(fn_args))
+    for name in worker.FN_ARGS_FIELDS:
+        assert getattr(loaded, name) == getattr(fn_args, name)
+    with pytest.raises(ValueError, match="unknown fields \\['data_accessor'\\]"):
+        worker.load_fn_args(json.dumps({"data_accessor": 1}))
+
+
+SEEN: dict[str, str] = {}
+
+
+def record_tf_config(fn_args) -> None:
+    SEEN["tf_config"] = os.environ["TF_CONFIG"]
+    SEEN["steps"] = fn_args.train_steps
+
+
+def test_worker_derives_tf_config_from_its_completion_index(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "")
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    path = tmp_path / "fn_args.json"
+    path.write_text(worker.dump_fn_args(tfx.components.FnArgs(train_steps=7)))
+    hosts = "job-0.job.ns.svc:2222,job-1.job.ns.svc:2222"
+    assert (
+        worker.main(
+            ["--fn-args", str(path), "--run-fn", f"{__name__}.record_tf_config", "--hosts", hosts]
+        )
+        == 0
+    )
+    assert SEEN["steps"] == 7
+    cluster = parse_tf_config(SEEN["tf_config"])
+    assert cluster is not None and cluster.task_index == 1
+    assert cluster.cluster["worker"] == tuple(hosts.split(","))
+
+
+def test_worker_without_an_index_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("JOB_COMPLETION_INDEX", raising=False)
+    with pytest.raises(SystemExit, match=r"needs this worker's index in \$JOB_COMPLETION_INDEX"):
+        worker.main(["--fn-args", "x", "--run-fn", "a.b", "--hosts", "a:1,b:1"])
+
+
+def test_run_fn_path_must_import():
+    with pytest.raises(ValueError, match="has no function 'nope'"):
+        worker.import_run_fn("components.train.nope")
+    with pytest.raises(ValueError, match="not a dotted import path"):
+        worker.import_run_fn("run_fn")
+
+
+def test_worker_exit_describes_how_and_why():
+    killed = WorkerExit(1, -signal.SIGKILL, ("INFO trainer epoch 1: auc 0.5",))
+    assert killed.how == "was killed by SIGKILL"
+    crashed = WorkerExit(
+        0,
+        1,
+        (
+            "Traceback (most recent call last):",
+            '  File "x.py", line 1',
+            "ValueError: no transformed example files match ['x']",
+            "INFO shutting down",
+        ),
+    )
+    assert crashed.how == "exited with code 1"
+    assert crashed.error == "ValueError: no transformed example files match ['x']"
+    assert error_line(()) == "(no output)"
+
+
+def test_launch_config_decides_where_training_runs():
+    assert not LaunchConfig().launches_workers
+    assert LaunchConfig(workers=2).launches_workers
+    assert not LaunchConfig(launcher="local", tpu="local").launches_workers
+    assert LaunchConfig(launcher="indexed_job", tpu="local").launches_workers
+    with pytest.raises(ValueError, match="launcher 'mpi' unknown"):
+        LaunchConfig.from_json(json.dumps({"launcher": "mpi"}))
+    with pytest.raises(ValueError, match=r"launch\.kubernetes: unknown keys \['gpu'\]"):
+        LaunchConfig.from_json(json.dumps({"kubernetes": {"gpu": 1}}))
