@@ -14,7 +14,7 @@ which cancels start-up, tracing and export.
 
 Usage:
     python bench/bench_trainer.py [--workdir DIR] [--batch 128] [--workers 2]
-        [--short 200] [--long 1200]
+        [--short 200] [--long 5200] [--long-multi 1200]
 
 Prints a Markdown table and writes bench/results/trainer-<time>.json.
 """
@@ -97,7 +97,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=128, help="per-replica batch")
     parser.add_argument("--workers", type=int, default=2, help="also time N local workers")
     parser.add_argument("--short", type=int, default=200)
-    parser.add_argument("--long", type=int, default=1200)
+    parser.add_argument("--long", type=int, default=5200, help="steps of the long run, 1 process")
+    parser.add_argument(
+        "--long-multi", type=int, default=1200, help="steps of the long run, N workers"
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-trainer-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -118,10 +121,11 @@ def main() -> int:
     rows = []
     for workers, mixed, xla in settings:
         custom = {"batch_size": args.batch, "mixed_precision": mixed, "jit_compile": xla}
+        long_steps = args.long if workers == 1 else args.long_multi
         short = measure(data, args.short, workers, custom, workdir)
-        long = measure(data, args.long, workers, custom, workdir)
+        long = measure(data, long_steps, workers, custom, workdir)
         global_batch = args.batch * workers * max(gpus, 1)
-        rate = (args.long - args.short) * global_batch / (long - short)
+        rate = (long_steps - args.short) * global_batch / (long - short)
         rows.append(
             {
                 "device": device,
@@ -129,6 +133,8 @@ def main() -> int:
                 "mixed_precision": mixed,
                 "jit_compile": xla,
                 "global_batch": global_batch,
+                "steps_short": args.short,
+                "steps_long": long_steps,
                 "seconds_short": round(short, 2),
                 "seconds_long": round(long, 2),
                 "examples_per_second": round(rate),
