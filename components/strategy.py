@@ -59,6 +59,16 @@ class StrategyPlan:
     tpu: str = ""
 
     @property
+    def supports_xla(self) -> bool:
+        """Whether the train step can be XLA-compiled under this strategy.
+
+        XLA compiles NCCL all-reduces only: with several workers on CPU
+        (RING collectives) TF 2.16 fails every step ("Only compiling
+        NCCL/auto collective is supported").
+        """
+        return not (self.kind is Kind.MULTI_WORKER and self.accelerator is Accelerator.CPU)
+
+    @property
     def mixed_precision_policy(self) -> str:
         """Keras policy for mixed precision on this accelerator.
 

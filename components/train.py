@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import tensorflow as tf
@@ -177,6 +177,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
         return strategy.distribute_datasets_from_function(dataset_fn)
 
+    if params.jit_compile and not plan.supports_xla:
+        logging.warning(
+            "trainer: jit_compile ignored: XLA cannot compile the CPU (RING) all-reduce of "
+            "multi-worker training; it needs GPUs (NCCL)"
+        )
+        params = replace(params, jit_compile=False)
     schedule = Schedule.for_steps(fn_args.train_steps)
     previous_policy = tf.keras.mixed_precision.global_policy()
     scratch = "" if is_chief else tempfile.mkdtemp(prefix="trainer-worker-")

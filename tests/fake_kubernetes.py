@@ -7,8 +7,9 @@ delete). Like a real API server it rejects invalid objects (the Kubernetes
 schemas, strictly; the TFJob CRD schema) with 422, and can answer 403 for
 what the service account may not do. Nothing is scheduled or run: a job's
 pods follow a script, one step per pod listing (Pending and unschedulable,
-then Running, then terminated with the scripted exit code and reason), and
-their logs are the scripted lines.
+then Running, then terminated with the scripted exit code and reason; a
+failed Job's pods are then deleted, as the Job controller does), and their
+logs are the scripted lines. It can answer the first status reads with 503.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ class FakeKubernetes:
         self,
         scripts: list[WorkerScript] | None = None,
         forbidden: tuple[str, ...] = (),
+        unavailable: int = 0,
     ):
         self.scripts = scripts or []
+        self.unavailable = unavailable  # answer this many status reads with 503 first
         self.forbidden = set(forbidden)  # "create jobs", "create tfjobs", ...
         self.requests: list[Request] = []
         self.objects: dict[tuple[str, str, str], dict] = {}  # (plural, ns, name) -> object
@@ -168,6 +171,9 @@ class FakeKubernetes:
             return self._list_pods(ns, r.query.get("labelSelector", ""))
         if r.method == "GET" and plural == "pods" and sub == "log":
             return self._log(ns, name)
+        if r.method == "GET" and sub == "status" and self.unavailable > 0:
+            self.unavailable -= 1
+            raise ApiError(503, "ServiceUnavailable", "the server is currently unable to respond")
         key = (plural, ns, name)
         if key not in self.objects:
             raise ApiError(404, "NotFound", f'{plural} "{name}" not found')
@@ -200,6 +206,7 @@ class FakeKubernetes:
         obj = json.loads(json.dumps(body))
         obj["metadata"].setdefault("namespace", ns)
         obj["metadata"]["creationTimestamp"] = NOW
+        obj["metadata"]["uid"] = f"uid-{plural}-{name}"
         self.objects[(plural, ns, name)] = obj
         if plural == "jobs":
             template = obj["spec"]["template"]
@@ -311,30 +318,34 @@ class FakeKubernetes:
                 }
 
     def _update_status(self, plural: str, ns: str, name: str) -> None:
+        obj = self.objects[(plural, ns, name)]
+        # A job finishes only after its ended pods were listed once (a
+        # controller observes them first), and stays finished.
+        if obj.get("status", {}).get("conditions") or self.steps.get(name, 0) < 3:
+            obj.setdefault("status", {"conditions": []})
+            return
         pods = self._job_pods(ns, name)
         phases = [p["status"]["phase"] for p in pods]
         conditions = []
         if any(phase == "Failed" for phase in phases):
-            failed_type = "Failed"
             reason = "BackoffLimitExceeded" if plural == "jobs" else "TFJobFailed"
             conditions.append(
                 {
-                    "type": failed_type,
+                    "type": "Failed",
                     "status": "True",
                     "reason": reason,
                     "message": "Job has reached the specified backoff limit",
                 }
             )
+            if plural == "jobs":
+                # Past its backoff limit the Job controller deletes the
+                # remaining pods, and their failure reasons with them.
+                for pod in pods:
+                    del self.objects[("pods", ns, pod["metadata"]["name"])]
         elif phases and all(phase == "Succeeded" for phase in phases):
-            conditions.append(
-                {
-                    "type": "Complete" if plural == "jobs" else "Succeeded",
-                    "status": "True",
-                    "reason": "",
-                    "message": "",
-                }
-            )
-        self.objects[(plural, ns, name)]["status"] = {"conditions": conditions}
+            done = "Complete" if plural == "jobs" else "Succeeded"
+            conditions.append({"type": done, "status": "True", "reason": "", "message": ""})
+        obj["status"] = {"conditions": conditions}
 
     def _log(self, ns: str, name: str) -> str:
         pod = self.objects.get(("pods", ns, name))

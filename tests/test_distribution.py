@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -18,8 +19,13 @@ from components.model import ModelParams, build_model
 from components.strategy import Accelerator, plan_strategy
 from components.strategy import Kind as StrategyKind
 from components.trainer import worker
-from components.trainer.launch import LaunchConfig, error_line
-from components.trainer.local_workers import WorkerExit
+from components.trainer.launch import (
+    LaunchConfig,
+    WorkerFailedError,
+    error_line,
+    terminate_raises,
+)
+from components.trainer.local_workers import WorkerExit, gpu_assignment
 from tests.conftest import fn_args_under, write_transformed_examples
 
 TWO = json.dumps(
@@ -304,3 +310,33 @@ def test_launch_config_decides_where_training_runs():
         LaunchConfig.from_json(json.dumps({"launcher": "mpi"}))
     with pytest.raises(ValueError, match=r"launch\.kubernetes: unknown keys \['gpu'\]"):
         LaunchConfig.from_json(json.dumps({"kubernetes": {"gpu": 1}}))
+
+
+def test_xla_is_off_for_cpu_collectives_only():
+    cluster = parse_tf_config(TWO)
+    assert not plan_strategy(cluster, "", 0).supports_xla
+    assert plan_strategy(cluster, "", 2).supports_xla
+    assert plan_strategy(None, "", 0).supports_xla
+
+
+def test_local_workers_get_their_own_gpus():
+    assert gpu_assignment(2, {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}) == ["0,1", "2,3"]
+    assert gpu_assignment(2, {"CUDA_VISIBLE_DEVICES": "3,5"}) == ["3", "5"]
+    assert gpu_assignment(3, {"CUDA_VISIBLE_DEVICES": "0,1"}) == ["", "", ""]
+    assert gpu_assignment(2, {"CUDA_VISIBLE_DEVICES": ""}) is None
+    assert gpu_assignment(2, {}) is None  # this machine has no GPU
+
+
+def test_sigterm_becomes_an_error_so_launchers_clean_up():
+    with pytest.raises(WorkerFailedError, match="terminated \\(SIGTERM\\)"), terminate_raises():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_gpu_worker_without_gpus_says_the_image_lacks_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINER_EXPECTED_GPUS", "1")
+    path = tmp_path / "fn_args.json"
+    path.write_text(worker.dump_fn_args(tfx.components.FnArgs(train_steps=7)))
+    with pytest.raises(SystemExit, match="requests 1 GPU\\(s\\) but TensorFlow sees 0"):
+        worker.main(["--fn-args", str(path), "--run-fn", f"{__name__}.record_tf_config"])

@@ -97,6 +97,8 @@ def test_tfjob_validates_against_the_crd_schema():
     container = worker["template"]["spec"]["containers"][0]
     assert container["name"] == "tensorflow"
     assert "--hosts" not in container["command"]  # the operator sets TF_CONFIG
+    # The operator reads the TF_CONFIG port from the port of this name.
+    assert container["ports"] == [{"name": "tfjob-port", "containerPort": 2222}]
 
 
 def test_the_schemas_catch_mistakes():
@@ -175,6 +177,8 @@ def test_trainer_rbac_renders_and_validates():
     }
     needed = {
         ("batch", "jobs", "create"),
+        ("batch", "jobs/status", "get"),
+        ("kubeflow.org", "tfjobs/status", "get"),
         ("batch", "jobs", "get"),
         ("batch", "jobs", "delete"),
         ("", "services", "create"),
@@ -244,6 +248,12 @@ def test_indexed_job_runs_streams_logs_and_cleans_up(fake):
 
     (service,) = server.created("services")
     (job,) = server.created("jobs")
+    # The Service is owned by the Job, so it goes with the Job whatever happens.
+    (owner,) = service["metadata"]["ownerReferences"]
+    assert owner["kind"] == "Job" and owner["name"] == job["metadata"]["name"]
+    assert owner["uid"] == f"uid-jobs-{job['metadata']['name']}"
+    gpu_env = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "TRAINER_EXPECTED_GPUS" not in gpu_env
     assert job["metadata"]["namespace"] == NAMESPACE
     pod = job["spec"]["template"]["spec"]
     # Image and service account come from the Trainer's own pod.
@@ -312,12 +322,12 @@ def test_tfjob_is_created_watched_and_deleted(fake):
 
 
 def test_forbidden_names_the_rbac_to_apply(fake):
-    server = fake(forbidden=("create jobs",))
+    server = fake(forbidden=("create services",))
     launcher, _ = _launcher(server, INDEXED_JOB)
     with pytest.raises(KubernetesLaunchError, match=r"403 Forbidden.*kubernetes/trainer-rbac"):
         launcher.run(_fn_args(), "components.train.run_fn")
-    # The Service created before the refusal is removed again.
-    assert any("/services/" in p for p in server.deleted())
+    # The Job created before the refusal is deleted again.
+    assert any("/jobs/" in p for p in server.deleted())
 
 
 def test_local_pipeline_root_is_refused(fake):
@@ -340,3 +350,22 @@ def test_outside_a_pod_image_and_namespace_are_required(fake):
     )
     with pytest.raises(KubernetesLaunchError, match=r"trainer\.kubernetes\.image"):
         launcher.run(_fn_args(), "components.train.run_fn")
+
+
+def test_api_outages_are_retried(fake):
+    server = fake(unavailable=3)
+    launcher, lines = _launcher(server, INDEXED_JOB)
+    launcher.run(_fn_args(), "components.train.run_fn")
+    assert len([line for line in lines if "Kubernetes API error while watching" in line]) == 3
+    assert any("succeeded" in line for line in lines)
+
+
+def test_job_names_are_unique_per_attempt():
+    names = {manifests.job_name("gs://b/root/trainer/model_run/7") for _ in range(5)}
+    assert len(names) == 5
+    assert all(len(f"{n}-99") <= 63 for n in names)
+
+
+def test_gpu_workers_check_that_the_image_sees_their_gpus():
+    container = manifests.indexed_job(_pods())["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TRAINER_EXPECTED_GPUS", "value": "1"} in container["env"]

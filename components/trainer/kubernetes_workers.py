@@ -17,6 +17,7 @@ from the Kubernetes API (the pod's name is its HOSTNAME).
 
 from __future__ import annotations
 
+import codecs
 import collections
 import logging
 import os
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
@@ -37,6 +39,7 @@ from components.trainer.launch import (
     LaunchConfig,
     WorkerFailedError,
     error_line,
+    terminate_raises,
     worker_command,
 )
 from components.trainer.worker import dump_fn_args
@@ -45,6 +48,11 @@ TFJOB_GROUP, TFJOB_VERSION, TFJOB_PLURAL = "kubeflow.org", "v1", "tfjobs"
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _TAIL_LINES = 60
 _LOG_JOIN_S = 30.0
+_TIMEOUT = (10, 60)  # connect, read seconds of each status call
+# How long the API may be unreachable or failing (429, 5xx) before the
+# launcher gives up; a blip must not cost a training run.
+_API_OUTAGE_S = 300.0
+_TRANSIENT = {408, 429, 500, 502, 503, 504}
 
 
 class KubernetesLaunchError(RuntimeError):
@@ -105,6 +113,7 @@ class KubernetesLauncher:
         self.poll_s = poll_s
         self.log = log
         self._tails: dict[int, collections.deque[str]] = {}
+        self._failures: dict[tuple[str, str], tuple[Any, int, str]] = {}
         self._streams: dict[tuple[str, int], threading.Thread] = {}
 
     def run(self, fn_args: Any, run_fn: str) -> None:
@@ -126,8 +135,9 @@ class KubernetesLauncher:
             f.write(dump_fn_args(fn_args))
         created: list[tuple[str, Callable[[], Any]]] = []
         try:
-            self._create(pods, core, batch, custom, created)
-            self._wait(pods, core, batch, custom)
+            with terminate_raises():
+                self._create(pods, core, batch, custom, created)
+                self._wait(pods, core, batch, custom)
         finally:
             for what, delete in reversed(created):
                 try:
@@ -136,7 +146,10 @@ class KubernetesLauncher:
                 except ApiException as e:
                     if e.status != 404:
                         self.log(f"trainer: could not delete {what}: {e.status} {e.reason}")
-            tf.io.gfile.rmtree(os.path.dirname(fn_args_uri))
+            try:
+                tf.io.gfile.rmtree(os.path.dirname(fn_args_uri))
+            except tf.errors.OpError as e:  # must not hide the training outcome
+                self.log(f"trainer: could not remove {fn_args_uri}: {e}")
 
     def _fn_args_uri(self, fn_args: Any) -> str:
         run_dir = str(fn_args.model_run_dir)
@@ -202,11 +215,7 @@ class KubernetesLauncher:
         ns, name = pods.namespace, pods.name
         try:
             if self.config.launcher == INDEXED_JOB:
-                core.create_namespaced_service(ns, manifests.headless_service(pods))
-                created.append(
-                    (f"Service {ns}/{name}", lambda: core.delete_namespaced_service(name, ns))
-                )
-                batch.create_namespaced_job(ns, manifests.indexed_job(pods))
+                job = batch.create_namespaced_job(ns, manifests.indexed_job(pods))
                 created.append(
                     (
                         f"Job {ns}/{name}",
@@ -214,6 +223,13 @@ class KubernetesLauncher:
                             name, ns, propagation_policy="Background"
                         ),
                     )
+                )
+                # Owned by the Job: it goes with the Job even if this step dies.
+                core.create_namespaced_service(
+                    ns, manifests.headless_service(pods, job_uid=job.metadata.uid or "")
+                )
+                created.append(
+                    (f"Service {ns}/{name}", lambda: core.delete_namespaced_service(name, ns))
                 )
             elif self.config.launcher == TFJOB:
                 custom.create_namespaced_custom_object(
@@ -241,7 +257,9 @@ class KubernetesLauncher:
     ) -> tuple[str, str]:
         """("running" | "succeeded" | "failed", message) of the job."""
         if self.config.launcher == INDEXED_JOB:
-            job = batch.read_namespaced_job_status(pods.name, pods.namespace)
+            job = batch.read_namespaced_job_status(
+                pods.name, pods.namespace, _request_timeout=_TIMEOUT
+            )
             conditions = [
                 (c.type, c.status, c.reason or "", c.message or "")
                 for c in (job.status.conditions or [])
@@ -249,7 +267,12 @@ class KubernetesLauncher:
             done, failed = "Complete", "Failed"
         else:
             tfjob = custom.get_namespaced_custom_object_status(
-                TFJOB_GROUP, TFJOB_VERSION, pods.namespace, TFJOB_PLURAL, pods.name
+                TFJOB_GROUP,
+                TFJOB_VERSION,
+                pods.namespace,
+                TFJOB_PLURAL,
+                pods.name,
+                _request_timeout=_TIMEOUT,
             )
             conditions = [
                 (c.get("type"), c.get("status"), c.get("reason", ""), c.get("message", ""))
@@ -272,14 +295,30 @@ class KubernetesLauncher:
     ) -> None:
         selector = f"{manifests.JOB_LABEL}={pods.name}"
         pending_noted: set[str] = set()
+        failing_since: float | None = None
         while True:
             try:
-                listed = core.list_namespaced_pod(pods.namespace, label_selector=selector).items
+                listed = core.list_namespaced_pod(
+                    pods.namespace, label_selector=selector, _request_timeout=_TIMEOUT
+                ).items
                 state, message = self._status(pods, batch, custom)
-            except ApiException as e:
-                raise _api_error(f"watch {self.config.launcher} {pods.name}", e) from None
+                failing_since = None
+            except (ApiException, urllib3.exceptions.HTTPError) as e:
+                status = getattr(e, "status", 0) or 0
+                if status and status not in _TRANSIENT:
+                    raise _api_error(f"watch {self.config.launcher} {pods.name}", e) from None
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > _API_OUTAGE_S:
+                    raise KubernetesLaunchError(
+                        f"the Kubernetes API kept failing for {_API_OUTAGE_S:.0f} s while "
+                        f"watching {pods.name}: {e}"
+                    ) from None
+                self.log(f"trainer: Kubernetes API error while watching, retrying: {e}")
+                time.sleep(self.poll_s)
+                continue
             for pod in listed:
                 self._note_pending(pod, pending_noted)
+                self._record_failures(pod)
                 self._follow(core, pod)
             if state == "succeeded":
                 self._join_streams()
@@ -287,11 +326,9 @@ class KubernetesLauncher:
                 return
             if state == "failed":
                 self._join_streams()
-                # Pods may have moved on since they were listed above.
-                listed = core.list_namespaced_pod(pods.namespace, label_selector=selector).items
                 raise WorkerFailedError(
                     f"training failed: {self.config.launcher} {pods.namespace}/{pods.name} "
-                    f"failed ({message}); {self._failed_worker(listed)}"
+                    f"failed ({message}); {self._failed_worker()}"
                 )
             time.sleep(self.poll_s)
 
@@ -335,60 +372,67 @@ class KubernetesLauncher:
         index: int,
         tail: collections.deque[str],
     ) -> None:
+        response = None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
         try:
             response = core.read_namespaced_pod_log(
                 pod, namespace, container=container, follow=True, _preload_content=False
             )
-            pending = ""
             for chunk in response.stream(decode_content=True):
-                pending += chunk.decode("utf-8", "replace")
+                pending += decoder.decode(chunk)
                 *lines, pending = pending.split("\n")
                 for line in lines:
                     tail.append(line)
                     self.log(f"[worker {index}] {line}")
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+            # Logs are for people; losing them must not fail the training.
+            self.log(f"trainer: log stream of pod {pod} ended early: {e}")
+        finally:
+            pending += decoder.decode(b"", final=True)
             if pending:
                 tail.append(pending)
                 self.log(f"[worker {index}] {pending}")
-        except ApiException as e:
-            self.log(f"trainer: log of pod {pod} unavailable: {e.status} {e.reason}")
+            if response is not None:
+                response.release_conn()
 
     def _join_streams(self) -> None:
         deadline = time.monotonic() + _LOG_JOIN_S
         for thread in self._streams.values():
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    def _failed_worker(self, listed: list[Any]) -> str:
-        """The first worker failure among the pods: which worker, why, its error line."""
-        failures = []
-        for pod in listed:
-            index = worker_index(pod)
-            if pod.status.reason:  # e.g. Evicted: the whole pod failed
-                failures.append(
-                    (
-                        None,
-                        index,
-                        f"worker {index} (pod {pod.metadata.name}) {pod.status.reason}: "
-                        f"{pod.status.message or ''}".rstrip(": "),
-                    )
+    def _record_failures(self, pod: Any) -> None:
+        """Remembers every failure a pod shows: the Job controller may delete
+        the pods before the job reports Failed."""
+        index = worker_index(pod)
+        name = pod.metadata.name
+        if pod.status.reason:  # e.g. Evicted: the whole pod failed
+            detail = f"{pod.status.reason}: {pod.status.message or ''}".rstrip(": ")
+            self._failures.setdefault(
+                (name, "pod"), (None, index, f"worker {index} (pod {name}) {detail}")
+            )
+        for status in pod.status.container_statuses or []:
+            for state in (status.state, status.last_state):
+                ended = state.terminated if state else None
+                if ended is None or ended.exit_code == 0:
+                    continue
+                detail = f"{ended.reason or 'Error'} (exit code {ended.exit_code})"
+                if ended.message:
+                    detail += f": {ended.message.strip()}"
+                key = (name, str(ended.finished_at))
+                self._failures.setdefault(
+                    key, (ended.finished_at, index, f"worker {index} (pod {name}) {detail}")
                 )
-            for status in pod.status.container_statuses or []:
-                for state in (status.state, status.last_state):
-                    ended = state.terminated if state else None
-                    if ended is None or ended.exit_code == 0:
-                        continue
-                    detail = f"{ended.reason or 'Error'} (exit code {ended.exit_code})"
-                    if ended.message:
-                        detail += f": {ended.message.strip()}"
-                    failures.append(
-                        (
-                            ended.finished_at,
-                            index,
-                            f"worker {index} (pod {pod.metadata.name}) {detail}",
-                        )
-                    )
-        if not failures:
-            return "no worker pod reported a failure"
-        failures.sort(key=lambda f: (f[0] is None, f[0] or 0, f[1]))
+
+    def _failed_worker(self) -> str:
+        """The first worker failure seen: which worker, why, its error line."""
+        if not self._failures:
+            tails = {i: t for i, t in self._tails.items() if t}
+            if not tails:
+                return "no worker pod reported a failure"
+            index = min(tails)
+            return f"no pod reason seen; worker {index}'s last error: {error_line(tails[index])}"
+        failures = sorted(self._failures.values(), key=lambda f: (f[0] is None, f[0] or 0, f[1]))
         _, index, first = failures[0]
         tail = self._tails.get(index)
         return f"{first}; its last error: {error_line(tail)}" if tail else first

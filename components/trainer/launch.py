@@ -16,8 +16,11 @@ configured, since only the launched pod can carry the TPU node selector.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
@@ -128,6 +131,28 @@ def error_line(tail: Sequence[str]) -> str:
         if " " not in head and head.endswith(("Error", "Exception", "Exit", "Interrupt")):
             return text
     return tail[-1].strip() if tail else "(no output)"
+
+
+@contextlib.contextmanager
+def terminate_raises() -> Iterator[None]:
+    """Turns SIGTERM into an exception, so launchers clean up their workers.
+
+    Kubeflow cancels a step with SIGTERM, which by default ends Python at
+    once: no `finally` runs and launched workers keep training. Signal
+    handlers can only be set from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise WorkerFailedError("trainer step terminated (SIGTERM); stopping its workers")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def worker_command(python: str, fn_args_uri: str, run_fn: str) -> list[str]:

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.cluster import TF_CONFIG, worker_cluster
-from components.trainer.launch import WorkerFailedError, error_line, worker_command
+from components.trainer.launch import (
+    WorkerFailedError,
+    error_line,
+    terminate_raises,
+    worker_command,
+)
 from components.trainer.worker import dump_fn_args
 
 _TAIL_LINES = 60
@@ -43,6 +48,31 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def gpu_assignment(workers: int, env: Mapping[str, str]) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES per worker, or None on a host without GPUs.
+
+    Workers on one host must not share GPUs: each would reserve the memory
+    of all of them, and NCCL refuses two ranks on one device. So the GPUs are
+    split evenly; with fewer GPUs than workers, the workers run on CPU.
+    """
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [g for g in visible.split(",") if g.strip()]
+    else:
+        import tensorflow as tf
+
+        gpus = [str(i) for i in range(len(tf.config.list_physical_devices("GPU")))]
+    if not gpus:
+        return None
+    per_worker = len(gpus) // workers
+    if per_worker == 0:
+        logging.warning(
+            "trainer: %d GPU(s) for %d local workers: the workers run on CPU", len(gpus), workers
+        )
+        return [""] * workers
+    return [",".join(gpus[i * per_worker : (i + 1) * per_worker]) for i in range(workers)]
 
 
 @dataclass(frozen=True)
@@ -111,7 +141,8 @@ class LocalWorkers:
             command = worker_command(self.python, fn_args_path, run_fn)
             attempts = self.max_restarts + 1
             for self.attempt in range(1, attempts + 1):
-                failure = self._run_attempt(command)
+                with terminate_raises():
+                    failure = self._run_attempt(command)
                 if failure is None:
                     return
                 if self.attempt < attempts:
@@ -133,9 +164,12 @@ class LocalWorkers:
         readers = []
         self.processes = []
         try:
+            devices = gpu_assignment(self.workers, self.env)
             for index in range(self.workers):
                 env = dict(self.env)
                 env[TF_CONFIG] = worker_cluster(addresses, index).to_json()
+                if devices is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = devices[index]
                 env["PYTHONUNBUFFERED"] = "1"
                 process = subprocess.Popen(
                     list(command),
@@ -161,7 +195,9 @@ class LocalWorkers:
         finally:
             self._stop_all()
             for reader in readers:
-                reader.join()
+                # The pipe closes when the worker exits, unless a child of
+                # it still holds it; do not hang on that.
+                reader.join(timeout=_STOP_GRACE_S)
         if failed is None:
             return None
         return WorkerExit(failed, self.processes[failed].returncode, tuple(tails[failed]))

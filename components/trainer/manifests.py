@@ -16,6 +16,7 @@ container must be named `tensorflow`.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ TFJOB_INDEX_LABEL = "training.kubeflow.org/replica-index"
 WORKER_CONTAINER = "worker"
 TFJOB_CONTAINER = "tensorflow"  # the Training Operator finds the container by this name
 PORT_NAME = "tf-grpc"
+TFJOB_PORT_NAME = "tfjob-port"  # the Training Operator takes the TF_CONFIG port from this name
 # Finished Jobs disappear on their own even if the Trainer step dies before
 # it can delete them.
 TTL_AFTER_FINISHED_S = 3600
@@ -35,15 +37,20 @@ TTL_AFTER_FINISHED_S = 3600
 # running, and TensorFlow's collective gRPC needs no mesh.
 POD_ANNOTATIONS = {"sidecar.istio.io/inject": "false"}
 WORKER_ENV = {"TF_USE_LEGACY_KERAS": "1", "PYTHONUNBUFFERED": "1"}
+GPU_RESOURCE = "nvidia.com/gpu"
+# Set on GPU workers so a CPU-only image fails loudly instead of training on CPU.
+EXPECTED_GPUS_ENV = "TRAINER_EXPECTED_GPUS"
 
 
 def job_name(model_run_dir: str) -> str:
-    """A name unique to one Trainer execution (its ModelRun folder) and DNS-safe.
+    """A DNS-safe name: the Trainer execution (its ModelRun folder) plus a random part.
 
-    Short enough that `<name>-<index>` stays a valid pod hostname.
+    The random part keeps a retried task (same ModelRun folder) clear of a
+    job its earlier attempt left behind. Short enough that `<name>-<index>`
+    stays a valid pod hostname.
     """
     digest = hashlib.sha256(model_run_dir.encode()).hexdigest()[:10]
-    return f"trainer-{digest}"
+    return f"trainer-{digest}-{uuid.uuid4().hex[:5]}"
 
 
 @dataclass(frozen=True)
@@ -106,13 +113,18 @@ def resources(settings: KubernetesWorkers) -> dict[str, dict[str, str | int]]:
     return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
 
 
-def _container(pods: WorkerPods, name: str, command: Sequence[str]) -> dict[str, Any]:
+def _container(
+    pods: WorkerPods, name: str, command: Sequence[str], port_name: str
+) -> dict[str, Any]:
+    env = dict(WORKER_ENV)
+    if pods.settings.accelerator_count and pods.settings.accelerator_type == GPU_RESOURCE:
+        env[EXPECTED_GPUS_ENV] = str(pods.settings.accelerator_count)
     container: dict[str, Any] = {
         "name": name,
         "image": pods.image,
         "command": list(command),
-        "env": [{"name": k, "value": v} for k, v in WORKER_ENV.items()],
-        "ports": [{"name": PORT_NAME, "containerPort": pods.settings.port}],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "ports": [{"name": port_name, "containerPort": pods.settings.port}],
     }
     if res := resources(pods.settings):
         container["resources"] = res
@@ -128,12 +140,24 @@ def _pod_spec(pods: WorkerPods, container: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def headless_service(pods: WorkerPods) -> dict[str, Any]:
-    """The Service that gives each Indexed Job pod a stable DNS name."""
+def headless_service(pods: WorkerPods, job_uid: str = "") -> dict[str, Any]:
+    """The Service that gives each Indexed Job pod a stable DNS name.
+
+    Owned by the Job (given its uid), so Kubernetes deletes it with the Job.
+    """
+    metadata: dict[str, Any] = {
+        "name": pods.name,
+        "namespace": pods.namespace,
+        "labels": pods.labels,
+    }
+    if job_uid:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": pods.name, "uid": job_uid}
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": pods.name, "namespace": pods.namespace, "labels": pods.labels},
+        "metadata": metadata,
         "spec": {
             "clusterIP": "None",
             "selector": {JOB_LABEL: pods.name},
@@ -148,7 +172,7 @@ def headless_service(pods: WorkerPods) -> dict[str, Any]:
 def indexed_job(pods: WorkerPods) -> dict[str, Any]:
     """An Indexed Job of `pods.workers` pods that derive TF_CONFIG from their index."""
     command = [*pods.command, "--hosts", ",".join(pods.addresses())]
-    spec = _pod_spec(pods, _container(pods, WORKER_CONTAINER, command))
+    spec = _pod_spec(pods, _container(pods, WORKER_CONTAINER, command, PORT_NAME))
     spec["subdomain"] = pods.name
     # OnFailure restarts a worker in place, keeping its hostname (and so
     # the TF_CONFIG of its peers) valid; it resumes from the backup.
@@ -173,7 +197,7 @@ def indexed_job(pods: WorkerPods) -> dict[str, Any]:
 
 def tfjob(pods: WorkerPods) -> dict[str, Any]:
     """A TFJob of `pods.workers` workers; the Training Operator sets their TF_CONFIG."""
-    spec = _pod_spec(pods, _container(pods, TFJOB_CONTAINER, pods.command))
+    spec = _pod_spec(pods, _container(pods, TFJOB_CONTAINER, pods.command, TFJOB_PORT_NAME))
     return {
         "apiVersion": "kubeflow.org/v1",
         "kind": "TFJob",

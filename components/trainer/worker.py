@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from components.cluster import TF_CONFIG, worker_cluster
+from components.trainer.manifests import EXPECTED_GPUS_ENV
 
 # FnArgs fields that travel to the workers; `data_accessor` holds functions
 # bound to the Trainer's process, and our run_fn reads files directly.
@@ -116,6 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tf.io.gfile.GFile(args.fn_args) as f:
         fn_args = load_fn_args(f.read())
     run_fn = import_run_fn(args.run_fn)
+    expected = int(os.environ.get(EXPECTED_GPUS_ENV) or 0)
+    visible = len(tf.config.list_physical_devices("GPU"))
+    if visible < expected:
+        raise SystemExit(
+            f"trainer worker: the pod requests {expected} GPU(s) but TensorFlow sees {visible}: "
+            "the image has no GPU build of TensorFlow; build one (tensorflow[and-cuda]) and "
+            "set trainer.kubernetes.image"
+        )
     logging.info("trainer worker: TF_CONFIG=%s", os.environ.get(TF_CONFIG, ""))
     run_fn(fn_args)
     logging.info("trainer worker: done")
