@@ -16,15 +16,14 @@ import cgi
 import io
 import itertools
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+
+from tests.fake_http import FakeHttpServer
 
 PREFIX = "/apis/v2beta1"
 NOW = "2026-11-23T00:00:00Z"
@@ -83,67 +82,34 @@ def _parse_package(data: bytes) -> dict:
     return spec
 
 
-class FakeKfp:
+class FakeKfp(FakeHttpServer):
     """Starts on a free port; `url` is the endpoint to give kfp.Client."""
 
     def __init__(self) -> None:
         self.state = State()
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self, method: str) -> None:
-                parsed = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body: Any = raw
-                content_type = self.headers.get("Content-Type", "")
-                if content_type.startswith("application/json") and raw:
-                    body = json.loads(raw)
-                elif content_type.startswith("multipart/form-data"):
-                    form = cgi.FieldStorage(
-                        fp=io.BytesIO(raw),
-                        headers=self.headers,
-                        environ={"REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type},
-                    )
-                    body = {"uploadfile": form["uploadfile"].value}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                request = Request(method, parsed.path, query, headers, body)
-                with fake._lock:
-                    fake.state.requests.append(request)
-                    try:
-                        status, payload = 200, fake.route(request)
-                    except ApiError as e:
-                        status, payload = e.status, {"code": e.status, "message": str(e)}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any]:
+        body: Any = raw
+        content_type = headers.get("content-type", "")
+        if content_type.startswith("application/json") and raw:
+            body = json.loads(raw)
+        elif content_type.startswith("multipart/form-data"):
+            form = cgi.FieldStorage(
+                fp=io.BytesIO(raw),
+                headers=headers,
+                environ={"REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type},
+            )
+            body = {"uploadfile": form["uploadfile"].value}
+        request = Request(method, path, query, headers, body)
+        self.state.requests.append(request)
+        try:
+            return 200, self.route(request)
+        except ApiError as e:
+            return e.status, {"code": e.status, "message": str(e)}
 
     def requests(self, method: str, path: str) -> list[Request]:
         return [r for r in self.state.requests if r.method == method and r.path == PREFIX + path]

@@ -15,13 +15,11 @@ logs are the scripted lines. It can answer the first status reads with 503.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 from tests import kubernetes_schemas
+from tests.fake_http import FakeHttpServer
 
 NOW = "2026-11-23T00:00:00Z"
 LATER = "2026-11-23T00:05:00Z"
@@ -52,7 +50,7 @@ class ApiError(Exception):
         self.status, self.reason = status, reason
 
 
-class FakeKubernetes:
+class FakeKubernetes(FakeHttpServer):
     """The fake API server; `url` goes into kubernetes.client.Configuration.host."""
 
     def __init__(
@@ -67,61 +65,24 @@ class FakeKubernetes:
         self.requests: list[Request] = []
         self.objects: dict[tuple[str, str, str], dict] = {}  # (plural, ns, name) -> object
         self.steps: dict[str, int] = {}  # job name -> pod listings so far
-        self._lock = threading.Lock()
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self, method: str) -> None:
-                parsed = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                request = Request(method, parsed.path, query, body)
-                try:
-                    with fake._lock:
-                        fake.requests.append(request)
-                        status, payload = 200, fake.route(request)
-                except ApiError as e:
-                    status = e.status
-                    payload = {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "status": "Failure",
-                        "reason": e.reason,
-                        "message": str(e),
-                        "code": e.status,
-                    }
-                data = (
-                    payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                )
-                self.send_response(status)
-                ctype = "text/plain" if isinstance(payload, str) else "application/json"
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def respond(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any]:
+        request = Request(method, path, query, json.loads(raw) if raw else None)
+        self.requests.append(request)
+        try:
+            return 200, self.route(request)
+        except ApiError as e:
+            return e.status, {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": e.reason,
+                "message": str(e),
+                "code": e.status,
+            }
 
     def add_pod(self, namespace: str, name: str, image: str, service_account: str) -> None:
         """Registers a running pod, e.g. the Trainer step's own."""
