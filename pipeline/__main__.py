@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline run|schema infer|config`."""
+"""Command line: `python -m pipeline run|compile|submit|schedule|registry|predict|loadtest ...`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ quiet_tensorflow()
 
 # Imported after quiet_tensorflow(): these pull in TensorFlow.
 from pipeline import config as config_lib  # noqa: E402
-from pipeline import definition, logs  # noqa: E402
+from pipeline import definition, logs, registry_cli  # noqa: E402
 from pipeline.kubeflow.client import KubeflowError  # noqa: E402
 from pipeline.progress import NodeResult  # noqa: E402
+from pipeline.serving.commands import add_commands as add_serving_commands  # noqa: E402
 from pipeline.summary import RunSummary  # noqa: E402
 
 
@@ -295,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("config", help="print the resolved configuration")
     _add_config_args(show)
     show.set_defaults(handler=_show_config)
+
+    registry_cli.add_commands(commands, _add_config_args)
+    add_serving_commands(commands)
     return parser
 
 

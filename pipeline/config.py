@@ -134,14 +134,27 @@ class RegistryConfig:
     Attributes:
         uri: Registry root (local path, gs:// or s3://).
         model_name: Model name, the folder TF Serving watches.
+        keep_versions: Retention: complete versions kept after each push
+            (labelled versions are kept besides).
+        warmup_requests: TF Serving warmup requests built from eval examples
+            into each pushed version (TF Serving reads at most 1000).
     """
 
     uri: str = "build/registry"
     model_name: str = "taxi"
+    keep_versions: int = 5
+    warmup_requests: int = 100
 
     def validate(self) -> None:
-        if not self.model_name or "/" in self.model_name:
+        if not self.model_name or "/" in self.model_name or self.model_name.startswith("."):
             raise ConfigError(f"registry.model_name must be a plain name, got {self.model_name!r}")
+        if self.keep_versions < 1:
+            raise ConfigError(f"registry.keep_versions must be >= 1, got {self.keep_versions}")
+        if not 1 <= self.warmup_requests <= 1000:
+            raise ConfigError(
+                "registry.warmup_requests must be in 1..1000 (TF Serving's limit), got "
+                f"{self.warmup_requests}"
+            )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from tfx import v1 as tfx
 from components.baseline.component import BaselineLookup
 from components.evaluator.component import Evaluator
 from components.gate.component import AnomaliesGate
+from components.pusher.component import RegistryPusher
 from components.schema_importer.component import SchemaImporter, parse_schema
 from components.trainer.component import Trainer
 from components.trainer.launch import KubernetesWorkers, LaunchConfig
@@ -60,6 +61,8 @@ TRAIN_STEPS = "train_steps"
 EVAL_STEPS = "eval_steps"
 MIN_AUC = "min_auc"
 MAX_AUC_DROP = "max_auc_drop"
+# Kubeflow's driver replaces a parameter that is exactly this with the run's id.
+KFP_RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 RUNTIME_PARAMETERS = {
     DATA_ROOT: "data.root",
     TRAIN_STEPS: "trainer.train_steps",
@@ -89,7 +92,7 @@ def _parameters(config: PipelineConfig, runtime: bool) -> dict[str, Any]:
 
 
 def metadata_spec_json(config: PipelineConfig) -> str:
-    """The ML Metadata store description handed to BaselineLookup (no secrets)."""
+    """The ML Metadata store description handed to components (no secrets)."""
     return json.dumps(asdict(config.metadata), sort_keys=True)
 
 
@@ -232,12 +235,22 @@ def create_pipeline(
         max_auc_drop=params[MAX_AUC_DROP],
     ).with_id(EVALUATOR)
 
-    pusher = tfx.components.Pusher(
+    pusher = RegistryPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
-        ),
+        examples=example_gen.outputs["examples"],
+        evaluation=evaluator.outputs["evaluation"],
+        registry_uri=config.registry.uri,
+        model_name=config.registry.model_name,
+        keep_versions=config.registry.keep_versions,
+        warmup_requests=config.registry.warmup_requests,
+        pipeline_name=config.run.pipeline_name,
+        # Empty: the local runner hands the run id to the executor itself.
+        pipeline_run_id=KFP_RUN_ID_PLACEHOLDER if runtime_parameters else "",
+        data_root=params[DATA_ROOT],
+        min_auc=params[MIN_AUC],
+        max_auc_drop=params[MAX_AUC_DROP],
+        metadata_connection=metadata_spec_json(config),
     ).with_id(PUSHER)
 
     return tfx.dsl.Pipeline(

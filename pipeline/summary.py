@@ -9,6 +9,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.baseline.component import FOUND, MODEL_ID
+from components.evaluator.metrics import overall_metrics
 from pipeline import definition
 from pipeline.config import EvaluatorConfig
 from pipeline.mlmd_queries import output_artifacts
@@ -38,21 +39,6 @@ class RunSummary:
     baseline_model_id: int | None = None
     pushed_uri: str | None = None
     evaluation_uri: str | None = None
-
-
-def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
-    """(candidate, baseline) overall-slice metrics of a TFMA output folder."""
-    candidate: dict[str, float] = {}
-    baseline: dict[str, float] = {}
-    for per_slice in tfma.load_metrics(evaluation_uri):
-        if per_slice.slice_key.single_slice_keys:
-            continue
-        for kv in per_slice.metric_keys_and_values:
-            if kv.key.is_diff or not kv.value.HasField("double_value"):
-                continue
-            target = baseline if kv.key.model_name == "baseline" else candidate
-            target[kv.key.name] = kv.value.double_value.value
-    return candidate, baseline
 
 
 def _describe_failure(failure: tfma.proto.validation_result_pb2.ValidationFailure) -> str:

@@ -6,7 +6,8 @@ after backend/src/v2 (driver/driver.go `provisionOutputs`, driver/resolve.go,
 component/launcher_v2.go, metadata/client.go and converter.go):
 
 - the ExecutorInput: `inputs.parameterValues` resolved from runtime
-  constants and the run's parameters (root `defaultValue`s for the rest),
+  constants (`{{$.pipeline_job_uuid}}` becomes the run id) and the run's
+  parameters (root `defaultValue`s for the rest),
   component defaults added as `addDefaultParams` does; `inputs.artifacts`
   read back from ML Metadata as the driver's `toRuntimeArtifact` does (name
   = the ML Metadata id in decimal, every property and custom property as
@@ -218,13 +219,15 @@ class LauncherEmulator:
         return values
 
     def _parameter_values(
-        self, task: dict[str, Any], component: dict[str, Any], root: dict[str, Any]
+        self, task: dict[str, Any], component: dict[str, Any], root: dict[str, Any], run_id: str
     ) -> dict[str, Any]:
         declared = component.get("inputDefinitions", {}).get("parameters", {})
         values: dict[str, Any] = {}
         for name, source in task.get("inputs", {}).get("parameters", {}).items():
             if "runtimeValue" in source:
-                values[name] = source["runtimeValue"]["constant"]
+                constant = source["runtimeValue"]["constant"]
+                # resolve.go: a constant that is exactly a run placeholder.
+                values[name] = run_id if constant == "{{$.pipeline_job_uuid}}" else constant
             elif "componentInputParameter" in source:
                 values[name] = root[source["componentInputParameter"]]
             else:
@@ -272,7 +275,7 @@ class LauncherEmulator:
         ]
 
         inputs: dict[str, Any] = {
-            "parameterValues": self._parameter_values(task, component, root_values)
+            "parameterValues": self._parameter_values(task, component, root_values, record.run_id)
         }
         input_pairs = []
         artifacts_in: dict[str, Any] = {}

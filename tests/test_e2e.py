@@ -19,6 +19,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.features import serving_columns
 from components.metadata_store import connection_config
+from components.registry import warmup
+from components.registry.store import Registry
 from components.schema_importer.component import parse_schema
 from components.signatures import OUTPUT_KEY, SERVING_DEFAULT, SERVING_RAW
 from pipeline import definition
@@ -122,6 +124,35 @@ def test_registry_holds_a_numeric_version_with_a_complete_saved_model(first_run)
     assert tf.saved_model.contains_saved_model(version_dir)
     assert os.path.isdir(os.path.join(version_dir, "variables"))
     assert os.listdir(os.path.join(version_dir, "variables"))
+
+
+def test_pushed_version_carries_its_manifest_and_warmup_and_verifies(first_run, capsys):
+    config, summary = first_run
+    registry = Registry(config.registry.uri, config.registry.model_name)
+    (version,) = registry.complete_versions()
+    assert os.path.normpath(version.path) == os.path.normpath(summary.pushed_uri)
+    manifest = registry.manifest(version.number)
+    assert manifest["model_name"] == "taxi" and manifest["version"] == version.number
+    assert manifest["pipeline"]["name"] == config.run.pipeline_name
+    assert manifest["pipeline"]["run_id"]
+    assert manifest["source"]["data_root"] == config.data.root
+    assert manifest["evaluation"]["metrics"]["auc"] == pytest.approx(summary.metrics["auc"])
+    assert manifest["evaluation"]["thresholds"] == {"min_auc": 0.75, "max_auc_drop": 0.01}
+    # The ML Metadata ids are the real ones: each names the artifact at that URI.
+    store = _store(config)
+    ids = manifest["mlmd"]
+    (model,) = store.get_artifacts_by_id([ids["model_id"]])
+    assert model.uri == manifest["source"]["model_uri"]
+    (examples,) = store.get_artifacts_by_id([ids["examples_id"]])
+    assert examples.uri == manifest["source"]["examples_uri"]
+    (blessing,) = store.get_artifacts_by_id([ids["blessing_id"]])
+    assert blessing.custom_properties["blessed"].int_value == 1
+    assert blessing.custom_properties["current_model_id"].int_value == ids["model_id"]
+    logs = warmup.read(os.path.join(version.path, warmup.WARMUP_FILE))
+    assert len(logs) == manifest["warmup_requests"] == config.registry.warmup_requests
+    assert warmup.WARMUP_FILE in manifest["files"]
+    assert main(["registry", "verify", "--set", f"registry.uri={config.registry.uri}"]) == 0
+    assert f"version {version.number}: ok" in capsys.readouterr().out
 
 
 def test_pushed_model_serves_raw_csv_rows(first_run):

@@ -18,6 +18,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.baseline.component import FOUND, MODEL_ID
 from components.evaluator.executor import BASELINE_MLMD_ID
+from components.registry.store import Registry
 from pipeline import definition
 from pipeline.__main__ import main
 from tests.conftest import csv_columns, read_csv_rows, write_csv
@@ -133,6 +134,22 @@ def test_first_run_blesses_and_pushes_a_servable_model(first_run, workspace):
     assert destination.parent == workspace / "registry" / "taxi"
     loaded = tf.saved_model.load(str(destination))
     assert "serving_default" in loaded.signatures
+
+
+def test_the_pushed_manifest_names_the_kfp_run_and_real_mlmd_ids(first_run, workspace):
+    registry = Registry(str(workspace / "registry"), "taxi")
+    version = registry.complete_versions()[0]
+    manifest = registry.manifest(version.number)
+    # `{{$.pipeline_job_uuid}}`, resolved by the KFP driver, not TFX's context.
+    assert manifest["pipeline"] == {"name": "taxi", "run_id": "run-1"}
+    # The entrypoint hands the executor hashed ids; the pusher looks the real
+    # ones up by URI.
+    ids = manifest["mlmd"]
+    assert ids["model_id"] == first_run.tasks[definition.TRAINER].outputs["model"].id
+    assert ids["blessing_id"] == first_run.tasks[definition.EVALUATOR].outputs["blessing"].id
+    assert ids["examples_id"] == first_run.tasks[definition.EXAMPLE_GEN].outputs["examples"].id
+    assert manifest["evaluation"]["thresholds"]["min_auc"] == 0.5
+    assert registry.verify(version.number) == []
 
 
 def test_records_are_named_as_kfp_names_them(first_run, emulator):

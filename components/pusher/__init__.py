@@ -1,0 +1,1 @@
+"""`RegistryPusher`: pushes blessed models into the registry bucket."""

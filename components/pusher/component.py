@@ -1,0 +1,96 @@
+"""`RegistryPusher`: TFX's Pusher, replaced by one that writes registry versions.
+
+TFX's Pusher copies the model to `<base_directory>/<timestamp>` in place: a
+version TF Serving can pick up half-written, with nothing that says what it
+is. This one publishes through `components.registry.store.Registry` (atomic,
+never overwriting, with a checksummed manifest and TF Serving warmup
+requests) and applies the retention policy. Its output is a `PushedModel`
+with TFX's custom properties (`pushed`, `pushed_destination`,
+`pushed_version`), so lineage tools read it like TFX's.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.orchestration import data_types
+from tfx.types import channel, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.pusher import executor
+
+StrParam: TypeAlias = str | data_types.RuntimeParameter
+FloatParam: TypeAlias = float | data_types.RuntimeParameter
+
+
+class RegistryPusherSpec(ComponentSpec):
+    """Inputs, outputs and parameters of `RegistryPusher`."""
+
+    PARAMETERS = {
+        executor.REGISTRY_URI: ExecutionParameter(type=str),
+        executor.MODEL_NAME: ExecutionParameter(type=str),
+        executor.KEEP_VERSIONS: ExecutionParameter(type=int),
+        executor.WARMUP_REQUESTS: ExecutionParameter(type=int),
+        executor.PIPELINE_NAME: ExecutionParameter(type=str),
+        executor.PIPELINE_RUN_ID: ExecutionParameter(type=str),
+        executor.DATA_ROOT: ExecutionParameter(type=str),
+        executor.MIN_AUC: ExecutionParameter(type=float),
+        executor.MAX_AUC_DROP: ExecutionParameter(type=float),
+        executor.METADATA_CONNECTION: ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        # The raw examples: eval rows become warmup requests, and the
+        # manifest records which data the model was judged on.
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
+    }
+    OUTPUTS = {
+        "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel),
+    }
+
+
+class RegistryPusher(base_component.BaseComponent):
+    """Publishes a blessed `model` as the next registry version; skips an unblessed one."""
+
+    SPEC_CLASS = RegistryPusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(
+        self,
+        model: channel.BaseChannel,
+        model_blessing: channel.BaseChannel,
+        examples: channel.BaseChannel,
+        evaluation: channel.BaseChannel,
+        registry_uri: str,
+        model_name: str,
+        keep_versions: int,
+        warmup_requests: int,
+        pipeline_name: str,
+        pipeline_run_id: str,
+        data_root: StrParam,
+        min_auc: FloatParam,
+        max_auc_drop: FloatParam,
+        metadata_connection: str,
+    ):
+        """Args are the spec's; `pipeline_run_id` empty means the orchestrator's own."""
+        spec = RegistryPusherSpec(
+            model=model,
+            model_blessing=model_blessing,
+            examples=examples,
+            evaluation=evaluation,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            keep_versions=keep_versions,
+            warmup_requests=warmup_requests,
+            pipeline_name=pipeline_name,
+            pipeline_run_id=pipeline_run_id,
+            data_root=data_root,
+            min_auc=min_auc,
+            max_auc_drop=max_auc_drop,
+            metadata_connection=metadata_connection,
+            pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
+        )
+        super().__init__(spec=spec)

@@ -1,0 +1,170 @@
+"""RegistryPusher executor: warmup requests, manifest fields, publish, retention."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import tensorflow as tf
+from absl import logging
+from ml_metadata import metadata_store
+from tfx import types
+from tfx.components.util import model_utils
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.evaluator.executor import BASELINE_MLMD_ID
+from components.evaluator.metrics import overall_metrics
+from components.metadata_store import connect
+from components.registry import warmup
+from components.registry.store import Registry
+
+REGISTRY_URI = "registry_uri"
+MODEL_NAME = "model_name"
+KEEP_VERSIONS = "keep_versions"
+WARMUP_REQUESTS = "warmup_requests"
+PIPELINE_NAME = "pipeline_name"
+PIPELINE_RUN_ID = "pipeline_run_id"
+DATA_ROOT = "data_root"
+MIN_AUC = "min_auc"
+MAX_AUC_DROP = "max_auc_drop"
+METADATA_CONNECTION = "metadata_connection"
+# TFX Pusher's output properties, kept so tools that read TFX pushes read ours.
+PUSHED = "pushed"
+PUSHED_DESTINATION = "pushed_destination"
+PUSHED_VERSION = "pushed_version"
+PUSH_RECORD = "push.json"
+EVAL_SPLIT = "eval"
+
+
+def eval_examples(examples: types.Artifact) -> Iterator[bytes]:
+    """Serialized tf.Examples of the eval split, in file order.
+
+    Raises:
+        ValueError: The split has no files.
+    """
+    (split_uri,) = artifact_utils.get_split_uris([examples], EVAL_SPLIT)
+    paths = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
+    if not paths:
+        raise ValueError(f"examples {examples.uri}: no files in the {EVAL_SPLIT} split")
+    for record in tf.data.TFRecordDataset(paths, compression_type="GZIP"):
+        yield record.numpy()
+
+
+def mlmd_id(store: metadata_store.MetadataStore, artifact: types.Artifact) -> int | None:
+    """The ML Metadata id of an input artifact, looked up by its URI.
+
+    By URI because orchestrators disagree on `artifact.id`: TFX's local runner
+    passes the real id, the Kubeflow v2 entrypoint a hash of the runtime name.
+    """
+    type_names = {artifact.type_name, f"tfx.{artifact.type_name}"}
+    types_by_id = {t.id: t.name for t in store.get_artifact_types()}
+    matches = [
+        a.id
+        for a in store.get_artifacts_by_uri(artifact.uri)
+        if types_by_id.get(a.type_id) in type_names
+    ]
+    return max(matches) if matches else None
+
+
+class Executor(base_executor.BaseExecutor):
+    """Publishes the blessed model; records where in the PushedModel artifact."""
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
+        pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
+        if not model_utils.is_model_blessed(blessing):
+            logging.info("model %s is not blessed; nothing pushed", model.uri)
+            pushed.set_int_custom_property(PUSHED, 0)
+            return
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
+        registry = Registry(exec_properties[REGISTRY_URI], exec_properties[MODEL_NAME])
+        metadata = self._manifest_fields(model, blessing, examples, evaluation, exec_properties)
+        with tempfile.TemporaryDirectory() as scratch:
+            warmup_file = os.path.join(scratch, "warmup")
+            count = warmup.write(
+                warmup_file,
+                warmup.build_requests(
+                    eval_examples(examples),
+                    registry.model_name,
+                    int(exec_properties[WARMUP_REQUESTS]),
+                ),
+            )
+            metadata["warmup_requests"] = count
+            version = registry.publish(
+                path_utils.serving_model_path(model.uri),
+                metadata,
+                {warmup.WARMUP_FILE: warmup_file},
+            )
+        deleted = registry.prune(int(exec_properties[KEEP_VERSIONS]))
+        logging.info(
+            "pushed version %d to %s; retention deleted %s", version.number, version.path, deleted
+        )
+        pushed.set_int_custom_property(PUSHED, 1)
+        pushed.set_string_custom_property(PUSHED_DESTINATION, version.path)
+        pushed.set_string_custom_property(PUSHED_VERSION, str(version.number))
+        tf.io.gfile.makedirs(pushed.uri)
+        with tf.io.gfile.GFile(os.path.join(pushed.uri, PUSH_RECORD), "w") as f:
+            json.dump(
+                {"version": version.number, "destination": version.path, "pruned": deleted},
+                f,
+                indent=2,
+            )
+
+    def _run_id(self) -> str | None:
+        # The local runner passes the run id in the executor context; the
+        # Kubeflow compile passes `{{$.pipeline_job_uuid}}` as the parameter.
+        return (self._context.pipeline_run_id if self._context else None) or None
+
+    def _manifest_fields(
+        self,
+        model: types.Artifact,
+        blessing: types.Artifact,
+        examples: types.Artifact,
+        evaluation: types.Artifact,
+        props: dict[str, Any],
+    ) -> dict[str, Any]:
+        store = connect(props[METADATA_CONNECTION])
+        metrics, baseline_metrics = overall_metrics(evaluation.uri)
+        baseline_id = (
+            blessing.get_int_custom_property(BASELINE_MLMD_ID)
+            if blessing.has_custom_property(BASELINE_MLMD_ID)
+            else None
+        )
+        return {
+            "pipeline": {
+                "name": props[PIPELINE_NAME],
+                "run_id": props[PIPELINE_RUN_ID] or self._run_id(),
+            },
+            "mlmd": {
+                "model_id": mlmd_id(store, model),
+                "blessing_id": mlmd_id(store, blessing),
+                "examples_id": mlmd_id(store, examples),
+                "evaluation_id": mlmd_id(store, evaluation),
+                "baseline_model_id": baseline_id or None,
+            },
+            "source": {
+                "model_uri": model.uri,
+                "examples_uri": examples.uri,
+                "data_root": props[DATA_ROOT],
+            },
+            "evaluation": {
+                "metrics": metrics,
+                "baseline_metrics": baseline_metrics,
+                "thresholds": {
+                    "min_auc": float(props[MIN_AUC]),
+                    "max_auc_drop": float(props[MAX_AUC_DROP]),
+                },
+            },
+        }

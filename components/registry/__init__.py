@@ -1,0 +1,1 @@
+"""The model registry: versioned, verifiable SavedModels laid out for TF Serving."""

@@ -1,0 +1,91 @@
+"""`manifest.json`: what a registry version is, where it came from, and its checksums.
+
+Written last into every version, so its presence marks the version complete;
+`verify` recomputes every checksum against it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from components.registry import files
+
+MANIFEST_FILE = "manifest.json"
+FORMAT = 1
+# Keys every manifest carries; `verify` rejects one that lacks any.
+REQUIRED_KEYS = ("format", "model_name", "version", "created", "files")
+
+
+class ManifestError(ValueError):
+    """A manifest is missing, unreadable or inconsistent with its version."""
+
+
+def file_hashes(version_dir: str) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file of a version except the manifest itself."""
+    return {
+        rel: dict(zip(("sha256", "size"), files.sha256(files.join(version_dir, rel)), strict=True))
+        for rel in files.relative_files(version_dir)
+        if rel != MANIFEST_FILE
+    }
+
+
+def to_json(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def read(version_dir: str) -> dict[str, Any]:
+    """Reads and checks the shape of a version's manifest.
+
+    Raises:
+        ManifestError: No manifest (an incomplete version), bad JSON, or
+            missing keys; the message names the file.
+    """
+    path = files.join(version_dir, MANIFEST_FILE)
+    try:
+        raw = files.read_bytes(path)
+    except Exception as e:  # tf.errors.NotFoundError and friends, per scheme
+        if not files.exists(path):
+            raise ManifestError(f"{path}: no manifest, the version is incomplete") from e
+        raise ManifestError(f"{path}: cannot read: {e}") from e
+    try:
+        manifest = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise ManifestError(f"{path}: missing keys {missing}")
+    return manifest
+
+
+def verify(version_dir: str, version: int) -> list[str]:
+    """Recomputes a version's checksums against its manifest.
+
+    Returns:
+        One line per problem (empty when the version is intact): a missing
+        or unreadable manifest, a version number that disagrees with the
+        folder, and every missing, extra, resized or altered file.
+    """
+    try:
+        manifest = read(version_dir)
+    except ManifestError as e:
+        return [str(e)]
+    problems = []
+    if manifest["version"] != version:
+        problems.append(f"manifest says version {manifest['version']}, folder is {version}")
+    expected: dict[str, Any] = manifest["files"]
+    actual = file_hashes(version_dir)
+    for rel in sorted(set(expected) - set(actual)):
+        problems.append(f"{rel}: missing")
+    for rel in sorted(set(actual) - set(expected)):
+        problems.append(f"{rel}: not in the manifest")
+    for rel in sorted(set(expected) & set(actual)):
+        want, got = expected[rel], actual[rel]
+        if want.get("size") != got["size"]:
+            problems.append(f"{rel}: size {got['size']}, manifest says {want.get('size')}")
+        elif want.get("sha256") != got["sha256"]:
+            problems.append(f"{rel}: sha256 {got['sha256']}, manifest says {want.get('sha256')}")
+    return problems

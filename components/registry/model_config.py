@@ -1,0 +1,114 @@
+"""TF Serving's model config file (ModelServerConfig text proto) with version labels.
+
+TF Serving routes `/labels/stable` and `/labels/canary` by the
+`version_labels` of its `--model_config_file`, and serves exactly the versions
+of a `specific` policy. Moving a label is therefore an edit of this file,
+which TF Serving re-reads every `--model_config_file_poll_wait_seconds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+
+class ModelConfigError(ValueError):
+    """A model config file is unreadable or lacks the model."""
+
+
+def parse(text: str, source: str = "<text>") -> model_server_config_pb2.ModelServerConfig:
+    """Parses a ModelServerConfig text proto, strictly (unknown fields fail).
+
+    Raises:
+        ModelConfigError: Not a valid ModelServerConfig; names `source`.
+    """
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ModelConfigError(f"{source}: not a TF Serving ModelServerConfig: {e}") from e
+    return config
+
+
+def set_labels(
+    config: model_server_config_pb2.ModelServerConfig,
+    model_name: str,
+    labels: Mapping[str, int],
+    source: str = "<config>",
+) -> list[str]:
+    """Makes `model_name` serve the labelled versions, under those labels.
+
+    TF Serving refuses to move an existing label to a version it has not
+    loaded (even with --allow_version_labels_for_unavailable_models, which
+    covers new labels only), and keeps refusing on every poll. So a label
+    whose new version is not served yet stays where it is, and the version
+    is added to the served ones; run the change again once that version is
+    AVAILABLE to move the label. The versions the labels pointed to before
+    stay served for one more change, so moving a label back (a rollback)
+    takes effect at once. With no labels the model serves its latest version.
+
+    Returns:
+        The labels left pending, each still on its old version.
+
+    Raises:
+        ModelConfigError: The config has no model called `model_name`.
+    """
+    models = config.model_config_list.config
+    matching = [m for m in models if m.name == model_name]
+    if not matching:
+        names = ", ".join(m.name for m in models) or "none"
+        raise ModelConfigError(f"{source}: no model named {model_name!r} (models: {names})")
+    model = matching[0]
+    old_labels = dict(model.version_labels)
+    policy = model.model_version_policy
+    served = set(policy.specific.versions) if policy.HasField("specific") else set()
+    model.ClearField("version_labels")
+    policy.Clear()
+    if not labels:
+        policy.latest.num_versions = 1
+        return []
+    effective: dict[str, int] = {}
+    pending = []
+    for label, version in sorted(labels.items()):
+        moving = label in old_labels and old_labels[label] != version
+        if moving and version not in served:
+            effective[label] = old_labels[label]
+            pending.append(label)
+        else:
+            effective[label] = version
+    versions = set(labels.values()) | set(effective.values()) | set(old_labels.values())
+    policy.specific.versions.extend(sorted(versions))
+    for label, version in effective.items():
+        model.version_labels[label] = version
+    return pending
+
+
+def update_file(path: str | Path, model_name: str, labels: Mapping[str, int]) -> list[str]:
+    """Rewrites the labels of `model_name` in a model config file (see `set_labels`).
+
+    Returns:
+        The labels left pending until their version is loaded.
+
+    Everything else in the file (base_path, other models, platform) is kept.
+
+    Raises:
+        ModelConfigError: The file is missing, invalid or lacks the model.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ModelConfigError(f"{path}: cannot read: {e.strerror}") from e
+    config = parse(text, str(path))
+    pending = set_labels(config, model_name, labels, str(path))
+    # text_format drops comments; keep the file's leading comment block.
+    header = []
+    for line in text.splitlines(keepends=True):
+        if not line.lstrip().startswith("#"):
+            break
+        header.append(line)
+    path.write_text("".join(header) + text_format.MessageToString(config))
+    return pending

@@ -1,0 +1,224 @@
+"""`python -m pipeline registry list|show|verify|rollback|label|prune`.
+
+The registry is the one the configuration names (`registry.uri`,
+`registry.model_name`; override with `--set`). Every command prints what it
+did; a failure exits 1 (verify found problems) or 2 (bad request) with a
+message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from components.registry import model_config
+from components.registry.store import Registry, RegistryError, Version
+from pipeline import config as config_lib
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    config = config_lib.load_config(args.config, args.overrides)
+    return Registry(config.registry.uri, config.registry.model_name)
+
+
+def _labels_by_version(labels: dict[str, int]) -> dict[int, list[str]]:
+    by_version: dict[int, list[str]] = {}
+    for label, number in sorted(labels.items()):
+        by_version.setdefault(number, []).append(label)
+    return by_version
+
+
+def _row(registry: Registry, version: Version, labels: list[str]) -> str:
+    created = run = auc = ""
+    status = "incomplete"
+    if version.complete:
+        status = "ok"
+        try:
+            m = registry.manifest(version.number)
+        except RegistryError:
+            status = "bad manifest"
+        else:
+            created = str(m.get("created", ""))
+            run = str((m.get("pipeline") or {}).get("run_id") or "")
+            value = ((m.get("evaluation") or {}).get("metrics") or {}).get("auc")
+            auc = f"{value:.4f}" if isinstance(value, float) else ""
+            if m.get("republished_from"):
+                status = f"ok (copy of {m['republished_from']})"
+    return f"{version.number:>7}  {status:<18} {','.join(labels):<14} {auc:<7} {created:<26} {run}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    versions = registry.versions()
+    if not versions:
+        print(f"{registry.model_dir}: no versions")
+        return 0
+    by_version = _labels_by_version(registry.labels())
+    print(f"{registry.model_dir}")
+    print(f"{'VERSION':>7}  {'STATUS':<18} {'LABELS':<14} {'AUC':<7} {'CREATED':<26} RUN")
+    for version in versions:
+        print(_row(registry, version, by_version.get(version.number, [])))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    version = registry.resolve(args.version)
+    manifest = registry.manifest(version.number)
+    if not args.files:
+        manifest["files"] = f"{len(manifest['files'])} files (--files to list them)"
+    print(f"{version.path}")
+    print(json.dumps(manifest, indent=2, sort_keys=True))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.all:
+        versions = registry.versions()
+        if not versions:
+            raise RegistryError(f"{registry.model_dir}: no versions to verify")
+    else:
+        versions = [registry.resolve(ref) for ref in (args.versions or ["latest"])]
+    failed = 0
+    for version in versions:
+        problems = registry.verify(version.number)
+        if problems:
+            failed += 1
+            print(f"version {version.number}: FAILED ({len(problems)} problems)")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            files = len(registry.manifest(version.number)["files"])
+            print(f"version {version.number}: ok ({files} files match their sha256)")
+    return 1 if failed else 0
+
+
+def _write_model_config(registry: Registry, path: str | None, labels: dict[str, int]) -> None:
+    if not path:
+        return
+    pending = model_config.update_file(path, registry.model_name, labels)
+    served = model_config.parse(Path(path).read_text(), path).model_config_list.config
+    model = next(m for m in served if m.name == registry.model_name)
+    print(
+        f"model config {path}: labels {dict(model.version_labels) or 'none'}, serving "
+        f"{list(model.model_version_policy.specific.versions) or 'the latest version'}"
+    )
+    for label in pending:
+        print(
+            f"  {label!r} stays on version {model.version_labels[label]} for now: TF Serving "
+            f"refuses to move a label to a version it has not loaded. Apply this config, wait "
+            f"until GET /v1/models/{registry.model_name}/versions/{labels[label]} says "
+            "AVAILABLE, then run this command again."
+        )
+
+
+def _served_versions(registry: Registry, path: str | None) -> set[int]:
+    if not path:
+        return set()
+    config = model_config.parse(Path(path).read_text(), path)
+    for model in config.model_config_list.config:
+        if model.name == registry.model_name:
+            return set(model.model_version_policy.specific.versions)
+    return set()
+
+
+def _label(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.remove:
+        labels = registry.set_label(args.label, None)
+        print(f"label {args.label!r} removed")
+    else:
+        if args.version is None:
+            raise RegistryError("give the version to label, or --remove")
+        number = registry.resolve(args.version).number
+        labels = registry.set_label(args.label, number)
+        print(f"label {args.label!r} -> version {number}")
+    _write_model_config(registry, args.model_config, labels)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    complete = registry.complete_versions()
+    if args.to is not None:
+        target = registry.resolve(args.to)
+    else:
+        # The served version is the newest (or the labelled one): go one back.
+        current = registry.labels().get(args.label) if args.label else None
+        current = current if current is not None else (complete[-1].number if complete else None)
+        older = [v for v in complete if current is not None and v.number < current]
+        if not older:
+            raise RegistryError(
+                f"{registry.model_dir}: no complete version older than {current} to roll back to"
+            )
+        # Prefer one TF Serving still has loaded: a label moves there at once.
+        loaded = _served_versions(registry, args.model_config) if args.label else set()
+        target = ([v for v in older if v.number in loaded] or older)[-1]
+    if args.label:
+        labels = registry.set_label(args.label, target.number)
+        print(f"rolled back: label {args.label!r} -> version {target.number}")
+        _write_model_config(registry, args.model_config, labels)
+    else:
+        copy = registry.republish(target.number, reason=args.reason or "rollback")
+        print(
+            f"rolled back: version {target.number} republished as version {copy.number}, "
+            "the newest, which TF Serving's latest-version policy serves"
+        )
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    keep = args.keep or config_lib.load_config(args.config, args.overrides).registry.keep_versions
+    deleted = registry.prune(keep)
+    print(f"kept the newest {keep} and labelled versions; deleted {deleted or 'nothing'}")
+    return 0
+
+
+def add_commands(commands: Any, add_config_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Adds `registry ...` to the `python -m pipeline` subcommands."""
+    registry = commands.add_parser("registry", help="inspect and manage the model registry")
+    sub = registry.add_subparsers(dest="registry_command", required=True)
+
+    list_ = sub.add_parser("list", help="versions, status, labels, AUC, run")
+    list_.set_defaults(handler=_list)
+
+    show = sub.add_parser("show", help="a version's manifest")
+    show.add_argument("version", nargs="?", default="latest", help="number, label or latest")
+    show.add_argument("--files", action="store_true", help="also list every file's sha256")
+    show.set_defaults(handler=_show)
+
+    verify = sub.add_parser("verify", help="recompute checksums; exit 1 on any mismatch")
+    verify.add_argument("versions", nargs="*", help="numbers or labels (default: latest)")
+    verify.add_argument("--all", action="store_true", help="every version, incomplete ones too")
+    verify.set_defaults(handler=_verify)
+
+    label = sub.add_parser("label", help="point a label (stable, canary) at a version")
+    label.add_argument("label")
+    label.add_argument("version", nargs="?", help="number, label or latest")
+    label.add_argument("--remove", action="store_true", help="remove the label")
+    label.add_argument(
+        "--model-config", help="also rewrite the labels in this TF Serving model config file"
+    )
+    label.set_defaults(handler=_label)
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="serve an older version: republish it as the newest, or move --label to it",
+    )
+    rollback.add_argument("--to", help="version or label to go back to (default: the previous)")
+    rollback.add_argument("--label", help="move this label instead of republishing")
+    rollback.add_argument("--model-config", help="with --label: rewrite this model config file")
+    rollback.add_argument("--reason", help="recorded in the republished version's manifest")
+    rollback.set_defaults(handler=_rollback)
+
+    prune = sub.add_parser("prune", help="apply retention now (push does it after each push)")
+    prune.add_argument("--keep", type=int, help="versions to keep (default: keep_versions)")
+    prune.set_defaults(handler=_prune)
+
+    for parser in (list_, show, verify, label, rollback, prune):
+        add_config_args(parser)

@@ -1,0 +1,404 @@
+"""The registry bucket: atomic versioned pushes, manifests, verify, retention, labels, rollback.
+
+Both publish modes run on the local filesystem: `atomic_rename=True` (what
+local paths use) and `atomic_rename=False` (the in-place, manifest-last
+protocol used for gs:// and s3://; those stores are not reachable here).
+Interrupted and concurrent pushes run in real subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from components.registry import manifest, model_config
+from components.registry.store import (
+    CLAIMS_DIR,
+    SAVED_MODEL_FILE,
+    STAGING_PREFIX,
+    STALE_AFTER_SECONDS,
+    Registry,
+    RegistryError,
+)
+from pipeline.__main__ import main
+
+REPO = Path(__file__).resolve().parent.parent
+MODES = pytest.mark.parametrize("atomic", [True, False], ids=["rename", "in-place"])
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small real SavedModel, with a few MB of variables so a copy takes a while."""
+
+    class Scale(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(tf.random.uniform([512, 1024], seed=1))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def __call__(self, x: tf.Tensor) -> tf.Tensor:
+            return x * tf.reduce_sum(self.w)
+
+    path = str(tmp_path_factory.mktemp("model") / "saved")
+    tf.saved_model.save(Scale(), path)
+    os.makedirs(os.path.join(path, "assets"), exist_ok=True)
+    Path(path, "assets", "vocab.txt").write_text("a\nb\n")
+    return path
+
+
+def _numeric_dirs(model_dir: Path) -> list[str]:
+    return (
+        sorted(p.name for p in model_dir.iterdir() if p.name.isdigit())
+        if model_dir.exists()
+        else []
+    )
+
+
+@MODES
+def test_publish_writes_a_complete_verified_version(saved_model, tmp_path, atomic):
+    registry = Registry(str(tmp_path / "registry"), "taxi", atomic_rename=atomic)
+    version = registry.publish(saved_model, {"pipeline": {"name": "taxi", "run_id": "r1"}})
+    assert version.number == 1 and version.complete
+    m = registry.manifest(1)
+    assert m["model_name"] == "taxi" and m["version"] == 1 and m["pipeline"]["run_id"] == "r1"
+    assert SAVED_MODEL_FILE in m["files"] and "assets/vocab.txt" in m["files"]
+    assert any(rel.startswith("variables/") for rel in m["files"])
+    assert manifest.MANIFEST_FILE not in m["files"]
+    assert registry.verify(1) == []
+    assert tf.saved_model.contains_saved_model(version.path)
+    assert registry.publish(saved_model, {}).number == 2
+    assert [v.number for v in registry.complete_versions()] == [1, 2]
+    # Nothing but versions (and, in place, claims) is left beside them.
+    leftovers = {p.name for p in (tmp_path / "registry" / "taxi").iterdir()} - {"1", "2"}
+    assert leftovers == (set() if atomic else {CLAIMS_DIR})
+
+
+def test_publish_refuses_a_folder_that_is_not_a_saved_model(tmp_path):
+    registry = Registry(str(tmp_path / "registry"), "taxi")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RegistryError, match=r"no saved_model\.pb"):
+        registry.publish(str(tmp_path / "empty"), {})
+    assert registry.versions() == []
+
+
+def test_extra_files_cannot_replace_model_files(saved_model, tmp_path):
+    registry = Registry(str(tmp_path / "registry"), "taxi")
+    extra = tmp_path / "x"
+    extra.write_text("x")
+    with pytest.raises(RegistryError, match="refusing to replace"):
+        registry.publish(saved_model, {}, {"assets/vocab.txt": str(extra)})
+
+
+@MODES
+def test_verify_catches_a_flipped_byte_a_missing_and_an_extra_file(saved_model, tmp_path, atomic):
+    registry = Registry(str(tmp_path / "registry"), "taxi", atomic_rename=atomic)
+    version = registry.publish(saved_model, {})
+    pb = Path(version.path, SAVED_MODEL_FILE)
+    data = bytearray(pb.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pb.write_bytes(bytes(data))
+    problems = registry.verify(1)
+    assert len(problems) == 1 and problems[0].startswith("saved_model.pb: sha256")
+    Path(version.path, "assets", "vocab.txt").unlink()
+    Path(version.path, "stray.txt").write_text("?")
+    problems = registry.verify(1)
+    assert "assets/vocab.txt: missing" in problems
+    assert "stray.txt: not in the manifest" in problems
+
+
+def test_verify_cli_exits_1_on_a_tampered_version_and_0_on_an_intact_one(
+    saved_model, tmp_path, capsys
+):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    registry.publish(saved_model, {})
+    registry.publish(saved_model, {})
+    args = ["--set", f"registry.uri={uri}"]
+    assert main(["registry", "verify", "--all", *args]) == 0
+    assert "version 2: ok" in capsys.readouterr().out
+    variables = sorted(Path(registry.version(1).path, "variables").iterdir())
+    data = bytearray(variables[0].read_bytes())
+    data[-1] ^= 0xFF
+    variables[0].write_bytes(bytes(data))
+    assert main(["registry", "verify", "1", *args]) == 1
+    out = capsys.readouterr().out
+    assert "version 1: FAILED" in out and f"variables/{variables[0].name}: sha256" in out
+    assert main(["registry", "verify", *args]) == 0  # latest = 2, intact
+    assert main(["registry", "verify", "9", *args]) == 2
+    assert "no version 9" in capsys.readouterr().err
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from components.registry import files
+    from components.registry.store import Registry
+
+    uri, model, atomic, kill_after = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+    copy = files.copy_file
+    done = 0
+
+    def copy_then_die(source, target):
+        global done
+        if done == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        copy(source, target)
+        done += 1
+
+    files.copy_file = copy_then_die
+    Registry(uri, model, atomic_rename=atomic).publish(sys.argv[5], {})
+    """
+)
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@MODES
+@pytest.mark.parametrize("kill_after", [1, 3])
+def test_a_push_killed_midway_leaves_no_loadable_partial_version(
+    saved_model, tmp_path, atomic, kill_after
+):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi", atomic_rename=atomic)
+    registry.publish(saved_model, {})
+    result = _run(_KILL_SCRIPT, uri, "taxi", "1" if atomic else "0", str(kill_after), saved_model)
+    assert result.returncode == -9, result.stderr
+    model_dir = tmp_path / "registry" / "taxi"
+    for name in _numeric_dirs(model_dir):
+        version = model_dir / name
+        if name == "1":
+            continue
+        # Only the in-place protocol can leave a numeric folder, and then
+        # without saved_model.pb (so TF Serving cannot load it) and without
+        # a manifest (so the registry calls it incomplete).
+        assert not atomic, f"rename mode left a numeric folder {name}"
+        assert not (version / SAVED_MODEL_FILE).exists()
+        assert not (version / manifest.MANIFEST_FILE).exists()
+    assert [v.number for v in registry.complete_versions()] == [1]
+    if atomic:
+        assert any(p.name.startswith(STAGING_PREFIX) for p in model_dir.iterdir())
+    # In place, the killed push's claim keeps its number from being reused.
+    expected = 2 if atomic else 3
+    next_version = registry.publish(saved_model, {})
+    assert next_version.number == expected and registry.verify(expected) == []
+    assert [v.number for v in registry.complete_versions()] == [1, expected]
+
+
+_PUSH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    from components.registry.store import Registry
+
+    uri, atomic, start, source = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+    registry = Registry(uri, "taxi", atomic_rename=atomic)
+    while not os.path.exists(start):
+        time.sleep(0.005)
+    print(registry.publish(source, {"pusher": os.getpid()}).number)
+    """
+)
+
+
+@MODES
+def test_concurrent_pushes_get_distinct_complete_versions(saved_model, tmp_path, atomic):
+    uri = str(tmp_path / "registry")
+    start = tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    pushers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _PUSH_SCRIPT,
+                uri,
+                "1" if atomic else "0",
+                str(start),
+                saved_model,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    time.sleep(8)  # let every process import TensorFlow and wait at the barrier
+    start.write_text("go")
+    outputs = [p.communicate(timeout=300) for p in pushers]
+    assert all(p.returncode == 0 for p in pushers), [err for _, err in outputs]
+    numbers = sorted(int(out.strip().splitlines()[-1]) for out, _ in outputs)
+    assert numbers == [1, 2, 3]
+    registry = Registry(uri, "taxi", atomic_rename=atomic)
+    assert [v.number for v in registry.complete_versions()] == [1, 2, 3]
+    assert all(registry.verify(n) == [] for n in numbers)
+    assert len({registry.manifest(n)["pusher"] for n in numbers}) == 3
+
+
+def test_retention_keeps_the_newest_and_labelled_versions(saved_model, tmp_path):
+    registry = Registry(str(tmp_path / "registry"), "taxi")
+    for _ in range(6):
+        registry.publish(saved_model, {})
+    registry.set_label("stable", 2)
+    assert registry.prune(3) == [1, 3]
+    assert [v.number for v in registry.versions()] == [2, 4, 5, 6]
+    assert registry.publish(saved_model, {}).number == 7  # numbers never go back
+    with pytest.raises(RegistryError, match="at least 1"):
+        registry.prune(0)
+
+
+def test_retention_removes_abandoned_leftovers_only_once_stale(saved_model, tmp_path):
+    registry = Registry(str(tmp_path / "registry"), "taxi")
+    registry.publish(saved_model, {})
+    model_dir = tmp_path / "registry" / "taxi"
+    (model_dir / "2" / "variables").mkdir(parents=True)
+    (model_dir / "2" / "variables" / "part").write_text("half")
+    (model_dir / f"{STAGING_PREFIX}dead").mkdir()
+    (model_dir / f"{STAGING_PREFIX}dead" / "f").write_text("half")
+    assert registry.prune(1) == []  # fresh: maybe a push still running
+    assert (model_dir / "2").exists()
+    assert registry.prune(1, now=time.time() + STALE_AFTER_SECONDS + 60) == [2]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1"]
+
+
+def test_labels_and_references(saved_model, tmp_path):
+    registry = Registry(str(tmp_path / "registry"), "taxi")
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    assert registry.set_label("stable", 1) == {"stable": 1}
+    assert registry.set_label("canary", 3) == {"canary": 3, "stable": 1}
+    assert registry.resolve("stable").number == 1
+    assert registry.resolve("latest").number == 3
+    assert registry.resolve("2").number == 2
+    with pytest.raises(RegistryError, match="not a version number, 'latest' or a label"):
+        registry.resolve("prod")
+    with pytest.raises(RegistryError, match="lowercase"):
+        registry.set_label("Stable!", 1)
+    with pytest.raises(RegistryError, match=r"no version 9 .*versions: 1, 2, 3"):
+        registry.set_label("stable", 9)
+    (Path(registry.model_dir) / "4").mkdir()
+    with pytest.raises(RegistryError, match="incomplete"):
+        registry.set_label("stable", 4)
+    assert registry.set_label("canary", None) == {"stable": 1}
+    Path(registry.model_dir, "labels.json").write_text("[1]")
+    with pytest.raises(RegistryError, match=r"labels\.json: expected an object"):
+        registry.labels()
+
+
+def test_rollback_republishes_an_older_version_as_the_newest(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    registry.publish(saved_model, {"pipeline": {"name": "taxi", "run_id": "first"}})
+    registry.publish(saved_model, {"pipeline": {"name": "taxi", "run_id": "second"}})
+    assert main(["registry", "rollback", "--set", f"registry.uri={uri}"]) == 0
+    assert "version 1 republished as version 3" in capsys.readouterr().out
+    copy = registry.manifest(3)
+    assert copy["republished_from"] == 1 and copy["pipeline"]["run_id"] == "first"
+    assert copy["files"] == registry.manifest(1)["files"]
+    assert registry.verify(3) == []
+    # A tampered version is never republished.
+    Path(registry.version(2).path, SAVED_MODEL_FILE).write_bytes(b"broken")
+    assert main(["registry", "rollback", "--to", "2", "--set", f"registry.uri={uri}"]) == 2
+    assert "version 2 fails verification" in capsys.readouterr().err
+    assert [v.number for v in registry.versions()] == [1, 2, 3]
+
+
+MODEL_CONFIG = """\
+# Why this file looks the way it does.
+model_config_list {
+  config {
+    name: "taxi"
+    base_path: "/models/taxi"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 1 }
+  }
+}
+"""
+
+
+def _served(config_file: Path) -> tuple[list[int], dict[str, int]]:
+    (model,) = model_config.parse(config_file.read_text()).model_config_list.config
+    assert model.base_path == "/models/taxi"  # everything but the labels is kept
+    return list(model.model_version_policy.specific.versions), dict(model.version_labels)
+
+
+def test_labels_move_in_two_steps_and_roll_back_at_once(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    config_file = tmp_path / "models.config"
+    config_file.write_text(MODEL_CONFIG)
+    args = ["--set", f"registry.uri={uri}", "--model-config", str(config_file)]
+    assert main(["registry", "label", "stable", "1", *args]) == 0
+    assert _served(config_file) == ([1], {"stable": 1})
+    capsys.readouterr()
+    # Version 3 is not loaded: TF Serving would refuse the move, so the label
+    # waits on 1 while 3 is added to the served versions.
+    assert main(["registry", "label", "stable", "3", *args]) == 0
+    assert "'stable' stays on version 1 for now" in capsys.readouterr().out
+    assert _served(config_file) == ([1, 3], {"stable": 1})
+    assert registry.labels() == {"stable": 3}
+    assert main(["registry", "label", "stable", "3", *args]) == 0
+    assert "stays on" not in capsys.readouterr().out
+    assert _served(config_file) == ([1, 3], {"stable": 3})
+    # The previous version is still loaded, so the rollback moves the label
+    # there (not to 2) and takes effect at once.
+    assert main(["registry", "rollback", "--label", "stable", *args]) == 0
+    out = capsys.readouterr().out
+    assert "label 'stable' -> version 1" in out and "stays on" not in out
+    assert _served(config_file) == ([1, 3], {"stable": 1})
+    assert registry.labels() == {"stable": 1}
+    assert main(["registry", "label", "canary", "latest", *args]) == 0
+    assert _served(config_file) == ([1, 3], {"canary": 3, "stable": 1})
+    assert [v.number for v in registry.versions()] == [1, 2, 3]  # nothing republished
+    assert config_file.read_text().startswith("# Why this file looks the way it does.\n")
+
+
+def test_model_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(model_config.ModelConfigError, match="not a TF Serving ModelServerConfig"):
+        model_config.parse("model_config_list { config { nme: 'x' } }", "bad.config")
+    path = tmp_path / "models.config"
+    path.write_text(MODEL_CONFIG)
+    with pytest.raises(
+        model_config.ModelConfigError, match=r"no model named 'other' \(models: taxi\)"
+    ):
+        model_config.update_file(path, "other", {"stable": 1})
+    model_config.update_file(path, "taxi", {})
+    (model,) = model_config.parse(path.read_text()).model_config_list.config
+    assert model.model_version_policy.latest.num_versions == 1 and not model.version_labels
+
+
+def test_list_and_show(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    registry.publish(
+        saved_model,
+        {"pipeline": {"name": "taxi", "run_id": "run-7"}, "evaluation": {"metrics": {"auc": 0.8}}},
+    )
+    registry.set_label("stable", 1)
+    (Path(registry.model_dir) / "2").mkdir()
+    args = ["--set", f"registry.uri={uri}"]
+    assert main(["registry", "list", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split()[:5] == ["1", "ok", "stable", "0.8000", lines[2].split()[4]]
+    assert lines[2].split()[-1] == "run-7"
+    assert lines[3].split() == ["2", "incomplete"]
+    assert main(["registry", "show", "stable", *args]) == 0
+    shown = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert shown["version"] == 1 and shown["files"].endswith("(--files to list them)")
+    assert main(["registry", "show", "2", *args]) == 2
+    assert "no manifest, the version is incomplete" in capsys.readouterr().err
