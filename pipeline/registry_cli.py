@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from components.registry import model_config
@@ -97,37 +96,44 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _write_model_config(registry: Registry, path: str | None, labels: dict[str, int]) -> None:
+def _served_versions(registry: Registry, path: str | None) -> set[int]:
+    """Versions the model config file serves; checks the file before anything changes."""
+    if not path:
+        return set()
+    model = model_config.read_model(path, registry.model_name)
+    return set(model.model_version_policy.specific.versions)
+
+
+def _write_model_config(
+    registry: Registry, path: str | None, labels: dict[str, int], moving: str
+) -> None:
+    if not labels:
+        print(
+            "warning: no labels left; the model config (if given) now serves the newest "
+            "version, whatever it is"
+        )
     if not path:
         return
-    pending = model_config.update_file(path, registry.model_name, labels)
-    served = model_config.parse(Path(path).read_text(), path).model_config_list.config
-    model = next(m for m in served if m.name == registry.model_name)
+    pending = model_config.update_file(path, registry.model_name, labels, moving)
+    model = model_config.read_model(path, registry.model_name)
+    versions = list(model.model_version_policy.specific.versions)
+    registry.set_served(versions)
     print(
         f"model config {path}: labels {dict(model.version_labels) or 'none'}, serving "
-        f"{list(model.model_version_policy.specific.versions) or 'the latest version'}"
+        f"{versions or 'the latest version'}"
     )
     for label in pending:
         print(
             f"  {label!r} stays on version {model.version_labels[label]} for now: TF Serving "
-            f"refuses to move a label to a version it has not loaded. Apply this config, wait "
+            "refuses to move a label to a version it has not loaded. Apply this config, wait "
             f"until GET /v1/models/{registry.model_name}/versions/{labels[label]} says "
-            "AVAILABLE, then run this command again."
+            f"AVAILABLE, then run `registry label {label} {labels[label]}` again."
         )
-
-
-def _served_versions(registry: Registry, path: str | None) -> set[int]:
-    if not path:
-        return set()
-    config = model_config.parse(Path(path).read_text(), path)
-    for model in config.model_config_list.config:
-        if model.name == registry.model_name:
-            return set(model.model_version_policy.specific.versions)
-    return set()
 
 
 def _label(args: argparse.Namespace) -> int:
     registry = _registry(args)
+    _served_versions(registry, args.model_config)
     if args.remove:
         labels = registry.set_label(args.label, None)
         print(f"label {args.label!r} removed")
@@ -137,43 +143,63 @@ def _label(args: argparse.Namespace) -> int:
         number = registry.resolve(args.version).number
         labels = registry.set_label(args.label, number)
         print(f"label {args.label!r} -> version {number}")
-    _write_model_config(registry, args.model_config, labels)
+    _write_model_config(registry, args.model_config, labels, args.label)
     return 0
+
+
+def _origin(registry: Registry, version: Version) -> int:
+    """The version whose content `version` holds (itself, unless republished)."""
+    source = registry.manifest(version.number).get("republished_from")
+    return source if isinstance(source, int) else version.number
 
 
 def _rollback(args: argparse.Namespace) -> int:
     registry = _registry(args)
+    loaded = _served_versions(registry, args.model_config) if args.label else set()
     complete = registry.complete_versions()
     if args.to is not None:
         target = registry.resolve(args.to)
     else:
-        # The served version is the newest (or the labelled one): go one back.
-        current = registry.labels().get(args.label) if args.label else None
-        current = current if current is not None else (complete[-1].number if complete else None)
-        older = [v for v in complete if current is not None and v.number < current]
+        if args.label:
+            current = registry.labels().get(args.label)
+            if current is None:
+                raise RegistryError(f"{registry.model_name!r} has no label {args.label!r}")
+        elif complete:
+            # A republished copy stands for its source: rolling back twice
+            # steps further back instead of re-serving what was rolled back.
+            current = _origin(registry, complete[-1])
+        else:
+            raise RegistryError(f"{registry.model_dir}: no complete version to roll back from")
+        older = [v for v in complete if v.number < current]
         if not older:
             raise RegistryError(
                 f"{registry.model_dir}: no complete version older than {current} to roll back to"
             )
-        # Prefer one TF Serving still has loaded: a label moves there at once.
-        loaded = _served_versions(registry, args.model_config) if args.label else set()
+        # With a label, prefer a version TF Serving still has loaded: the
+        # label moves there at once.
         target = ([v for v in older if v.number in loaded] or older)[-1]
     if args.label:
         labels = registry.set_label(args.label, target.number)
         print(f"rolled back: label {args.label!r} -> version {target.number}")
-        _write_model_config(registry, args.model_config, labels)
-    else:
-        copy = registry.republish(target.number, reason=args.reason or "rollback")
+        _write_model_config(registry, args.model_config, labels, args.label)
+        return 0
+    copy = registry.republish(target.number, reason=args.reason or "rollback")
+    print(f"rolled back: version {target.number} republished as version {copy.number}")
+    if registry.labels():
         print(
-            f"rolled back: version {target.number} republished as version {copy.number}, "
-            "the newest, which TF Serving's latest-version policy serves"
+            "warning: this model has labels, so TF Serving's config likely serves specific "
+            "versions and will not pick the new copy up; use --label to move a label instead"
         )
     return 0
 
 
 def _prune(args: argparse.Namespace) -> int:
     registry = _registry(args)
-    keep = args.keep or config_lib.load_config(args.config, args.overrides).registry.keep_versions
+    keep = (
+        args.keep
+        if args.keep is not None
+        else config_lib.load_config(args.config, args.overrides).registry.keep_versions
+    )
     deleted = registry.prune(keep)
     print(f"kept the newest {keep} and labelled versions; deleted {deleted or 'nothing'}")
     return 0

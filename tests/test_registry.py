@@ -143,17 +143,24 @@ _KILL_SCRIPT = textwrap.dedent(
     from components.registry.store import Registry
 
     uri, model, atomic, kill_after = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
-    copy = files.copy_file
+    copy, write = files.copy_file, files.write_bytes
     done = 0
 
-    def copy_then_die(source, target):
+    def copy_then_die(source, target, *args):
         global done
         if done == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
-        copy(source, target)
+        copy(source, target, *args)
         done += 1
 
+    def die_at_the_manifest(path, data):
+        # kill_after -1: every file is in place, the manifest is next.
+        if kill_after == -1 and path.endswith("manifest.json"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        write(path, data)
+
     files.copy_file = copy_then_die
+    files.write_bytes = die_at_the_manifest
     Registry(uri, model, atomic_rename=atomic).publish(sys.argv[5], {})
     """
 )
@@ -167,7 +174,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @MODES
-@pytest.mark.parametrize("kill_after", [1, 3])
+@pytest.mark.parametrize("kill_after", [1, 3, -1], ids=["1st-file", "3rd-file", "manifest"])
 def test_a_push_killed_midway_leaves_no_loadable_partial_version(
     saved_model, tmp_path, atomic, kill_after
 ):
@@ -181,11 +188,12 @@ def test_a_push_killed_midway_leaves_no_loadable_partial_version(
         version = model_dir / name
         if name == "1":
             continue
-        # Only the in-place protocol can leave a numeric folder, and then
-        # without saved_model.pb (so TF Serving cannot load it) and without
-        # a manifest (so the registry calls it incomplete).
+        # Only the in-place protocol can leave a numeric folder: without a
+        # manifest (so the registry calls it incomplete), and without
+        # saved_model.pb (so TF Serving cannot load it) unless every model
+        # file was already there.
         assert not atomic, f"rename mode left a numeric folder {name}"
-        assert not (version / SAVED_MODEL_FILE).exists()
+        assert (version / SAVED_MODEL_FILE).exists() == (kill_after == -1)
         assert not (version / manifest.MANIFEST_FILE).exists()
     assert [v.number for v in registry.complete_versions()] == [1]
     if atomic:
@@ -258,6 +266,18 @@ def test_retention_keeps_the_newest_and_labelled_versions(saved_model, tmp_path)
         registry.prune(0)
 
 
+def test_in_place_retention_drops_claims_of_deleted_versions_but_the_highest(saved_model, tmp_path):
+    registry = Registry(str(tmp_path / "registry"), "taxi", atomic_rename=False)
+    for _ in range(4):
+        registry.publish(saved_model, {})
+    assert registry.prune(2) == [1, 2]
+    claims = sorted(
+        p.name.split(".")[0] for p in (tmp_path / "registry" / "taxi" / CLAIMS_DIR).iterdir()
+    )
+    assert claims == ["3", "4"]
+    assert registry.publish(saved_model, {}).number == 5
+
+
 def test_retention_removes_abandoned_leftovers_only_once_stale(saved_model, tmp_path):
     registry = Registry(str(tmp_path / "registry"), "taxi")
     registry.publish(saved_model, {})
@@ -266,10 +286,12 @@ def test_retention_removes_abandoned_leftovers_only_once_stale(saved_model, tmp_
     (model_dir / "2" / "variables" / "part").write_text("half")
     (model_dir / f"{STAGING_PREFIX}dead").mkdir()
     (model_dir / f"{STAGING_PREFIX}dead" / "f").write_text("half")
+    (model_dir / "3").mkdir()  # an upload that has not written a file yet
     assert registry.prune(1) == []  # fresh: maybe a push still running
     assert (model_dir / "2").exists()
     assert registry.prune(1, now=time.time() + STALE_AFTER_SECONDS + 60) == [2]
-    assert sorted(p.name for p in model_dir.iterdir()) == ["1"]
+    # A folder without files has no age: never taken for abandoned.
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1", "3"]
 
 
 def test_labels_and_references(saved_model, tmp_path):
@@ -352,20 +374,58 @@ def test_labels_move_in_two_steps_and_roll_back_at_once(saved_model, tmp_path, c
     assert "'stable' stays on version 1 for now" in capsys.readouterr().out
     assert _served(config_file) == ([1, 3], {"stable": 1})
     assert registry.labels() == {"stable": 3}
+    # Another label's command never moves the pending one as a side effect.
+    assert main(["registry", "label", "canary", "1", *args]) == 0
+    assert "'stable' stays on version 1" in capsys.readouterr().out
+    assert _served(config_file) == ([1, 3], {"canary": 1, "stable": 1})
+    # The same move again (version 3 now loaded) takes the label there.
     assert main(["registry", "label", "stable", "3", *args]) == 0
     assert "stays on" not in capsys.readouterr().out
-    assert _served(config_file) == ([1, 3], {"stable": 3})
+    assert _served(config_file) == ([1, 3], {"canary": 1, "stable": 3})
     # The previous version is still loaded, so the rollback moves the label
     # there (not to 2) and takes effect at once.
     assert main(["registry", "rollback", "--label", "stable", *args]) == 0
     out = capsys.readouterr().out
     assert "label 'stable' -> version 1" in out and "stays on" not in out
-    assert _served(config_file) == ([1, 3], {"stable": 1})
-    assert registry.labels() == {"stable": 1}
+    assert _served(config_file) == ([1, 3], {"canary": 1, "stable": 1})
+    assert registry.labels() == {"canary": 1, "stable": 1}
     assert main(["registry", "label", "canary", "latest", *args]) == 0
     assert _served(config_file) == ([1, 3], {"canary": 3, "stable": 1})
     assert [v.number for v in registry.versions()] == [1, 2, 3]  # nothing republished
     assert config_file.read_text().startswith("# Why this file looks the way it does.\n")
+    # Retention keeps what the config serves, labelled or not.
+    assert registry.served() == [1, 3]
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    assert registry.prune(1) == [2, 4, 5]
+    assert [v.number for v in registry.versions()] == [1, 3, 6]
+
+
+def test_a_bad_model_config_changes_nothing(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    registry.publish(saved_model, {})
+    config_file = tmp_path / "models.config"
+    config_file.write_text(MODEL_CONFIG.replace('"taxi"', '"other"'))
+    args = ["--set", f"registry.uri={uri}", "--model-config", str(config_file)]
+    assert main(["registry", "label", "stable", "1", *args]) == 2
+    assert "no model named 'taxi' (models: other)" in capsys.readouterr().err
+    assert registry.labels() == {}
+
+
+def test_rolling_back_twice_steps_further_back(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    args = ["--set", f"registry.uri={uri}"]
+    assert main(["registry", "rollback", *args]) == 0
+    assert "version 2 republished as version 4" in capsys.readouterr().out
+    # Version 4 is a copy of 2: the next rollback goes to 1, not back to 3.
+    assert main(["registry", "rollback", *args]) == 0
+    assert "version 1 republished as version 5" in capsys.readouterr().out
+    assert main(["registry", "rollback", *args]) == 2
+    assert "no complete version older than 1" in capsys.readouterr().err
 
 
 def test_model_config_errors_name_the_problem(tmp_path):

@@ -107,7 +107,11 @@ class Executor(base_executor.BaseExecutor):
                 metadata,
                 {warmup.WARMUP_FILE: warmup_file},
             )
-        deleted = registry.prune(int(exec_properties[KEEP_VERSIONS]))
+        try:
+            deleted: list[int] | None = registry.prune(int(exec_properties[KEEP_VERSIONS]))
+        except Exception as e:  # the push itself succeeded: do not fail it over retention
+            logging.warning("retention after pushing version %d failed: %s", version.number, e)
+            deleted = None
         logging.info(
             "pushed version %d to %s; retention deleted %s", version.number, version.path, deleted
         )

@@ -84,10 +84,16 @@ def write_bytes(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def copy_file(source: str, target: str) -> None:
-    """Copies one file, creating the target's folder."""
-    tf.io.gfile.makedirs(os.path.dirname(target) if is_local(target) else posixpath.dirname(target))
-    tf.io.gfile.copy(source, target, overwrite=True)
+def copy_file(source: str, target: str, overwrite: bool = True) -> None:
+    """Copies one file, creating the target's folder on local disk.
+
+    Object stores get no folder placeholders: on GCS and S3, `makedirs`
+    writes `dir/` objects that would list a version folder before any of
+    its files exist.
+    """
+    if is_local(target):
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    tf.io.gfile.copy(source, target, overwrite=overwrite)
 
 
 def exists(path: str) -> bool:
@@ -105,12 +111,15 @@ def makedirs(path: str) -> None:
     tf.io.gfile.makedirs(path)
 
 
-def mtime(path: str) -> float:
-    """Modification time in seconds: of the file, or of the newest file under a folder."""
+def mtime(path: str) -> float | None:
+    """Modification time in seconds of a file, or of the newest file under a folder.
+
+    None for a folder without files: its age is unknown, not infinite.
+    """
     if not tf.io.gfile.isdir(path):
         return float(tf.io.gfile.stat(path).mtime_nsec) / 1e9
-    times = [mtime(join(path, rel)) for rel in relative_files(path)]
-    return max(times, default=0.0)
+    times = [t for rel in relative_files(path) if (t := mtime(join(path, rel))) is not None]
+    return max(times, default=None)
 
 
 def remove(path: str) -> None:

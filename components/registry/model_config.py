@@ -38,30 +38,29 @@ def set_labels(
     model_name: str,
     labels: Mapping[str, int],
     source: str = "<config>",
+    moving: str | None = None,
 ) -> list[str]:
     """Makes `model_name` serve the labelled versions, under those labels.
 
     TF Serving refuses to move an existing label to a version it has not
     loaded (even with --allow_version_labels_for_unavailable_models, which
-    covers new labels only), and keeps refusing on every poll. So a label
-    whose new version is not served yet stays where it is, and the version
-    is added to the served ones; run the change again once that version is
-    AVAILABLE to move the label. The versions the labels pointed to before
-    stay served for one more change, so moving a label back (a rollback)
-    takes effect at once. With no labels the model serves its latest version.
+    covers new labels only), and keeps refusing on every poll. So a move
+    takes two edits: the first adds the version to the served ones and
+    leaves the label where it is (pending); once that version is AVAILABLE,
+    the same move again takes the label there. Only the label being moved
+    (`moving`; None: every label) can move: the others keep their place in
+    the config, so a pending label never moves as a side effect. The
+    versions the labels pointed to before stay served for one more change,
+    so moving a label back (a rollback) takes effect at once. With no labels
+    the model serves its latest version.
 
     Returns:
-        The labels left pending, each still on its old version.
+        The labels left pending (on another version than `labels` says).
 
     Raises:
         ModelConfigError: The config has no model called `model_name`.
     """
-    models = config.model_config_list.config
-    matching = [m for m in models if m.name == model_name]
-    if not matching:
-        names = ", ".join(m.name for m in models) or "none"
-        raise ModelConfigError(f"{source}: no model named {model_name!r} (models: {names})")
-    model = matching[0]
+    model = _model(config, model_name, source)
     old_labels = dict(model.version_labels)
     policy = model.model_version_policy
     served = set(policy.specific.versions) if policy.HasField("specific") else set()
@@ -71,28 +70,56 @@ def set_labels(
         policy.latest.num_versions = 1
         return []
     effective: dict[str, int] = {}
-    pending = []
     for label, version in sorted(labels.items()):
-        moving = label in old_labels and old_labels[label] != version
-        if moving and version not in served:
+        if label not in old_labels:
+            effective[label] = version  # a new label may name a version still loading
+        elif (moving is not None and label != moving) or (
+            old_labels[label] != version and version not in served
+        ):
             effective[label] = old_labels[label]
-            pending.append(label)
         else:
             effective[label] = version
     versions = set(labels.values()) | set(effective.values()) | set(old_labels.values())
     policy.specific.versions.extend(sorted(versions))
     for label, version in effective.items():
         model.version_labels[label] = version
-    return pending
+    return [label for label in sorted(labels) if effective[label] != labels[label]]
 
 
-def update_file(path: str | Path, model_name: str, labels: Mapping[str, int]) -> list[str]:
+def _model(
+    config: model_server_config_pb2.ModelServerConfig, model_name: str, source: str
+) -> model_server_config_pb2.ModelConfig:
+    models = config.model_config_list.config
+    for model in models:
+        if model.name == model_name:
+            return model
+    names = ", ".join(m.name for m in models) or "none"
+    raise ModelConfigError(f"{source}: no model named {model_name!r} (models: {names})")
+
+
+def read_model(path: str | Path, model_name: str) -> model_server_config_pb2.ModelConfig:
+    """The config of `model_name` in a model config file.
+
+    Raises:
+        ModelConfigError: The file is missing, invalid or lacks the model.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ModelConfigError(f"{path}: cannot read: {e.strerror}") from e
+    return _model(parse(text, str(path)), model_name, str(path))
+
+
+def update_file(
+    path: str | Path, model_name: str, labels: Mapping[str, int], moving: str | None = None
+) -> list[str]:
     """Rewrites the labels of `model_name` in a model config file (see `set_labels`).
+
+    Everything else in the file (base_path, other models, platform) is kept.
 
     Returns:
         The labels left pending until their version is loaded.
-
-    Everything else in the file (base_path, other models, platform) is kept.
 
     Raises:
         ModelConfigError: The file is missing, invalid or lacks the model.
@@ -103,7 +130,7 @@ def update_file(path: str | Path, model_name: str, labels: Mapping[str, int]) ->
     except OSError as e:
         raise ModelConfigError(f"{path}: cannot read: {e.strerror}") from e
     config = parse(text, str(path))
-    pending = set_labels(config, model_name, labels, str(path))
+    pending = set_labels(config, model_name, labels, str(path), moving)
     # text_format drops comments; keep the file's leading comment block.
     header = []
     for line in text.splitlines(keepends=True):

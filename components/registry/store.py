@@ -22,6 +22,7 @@ retention pass never deletes a labelled version.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import json
@@ -38,6 +39,9 @@ from components.registry import files, manifest
 
 SAVED_MODEL_FILE = "saved_model.pb"
 LABELS_FILE = "labels.json"
+# The versions TF Serving's model config lists (written by the label and
+# rollback commands): retention keeps them, loaded or about to be.
+SERVED_FILE = "served.json"
 STAGING_PREFIX = ".staging-"
 CLAIMS_DIR = ".claims"
 # Abandoned leftovers (a killed push's staging folder or partial upload) are
@@ -207,14 +211,20 @@ class Registry:
             return self._publish_by_rename(source_dir, metadata, extras)
         return self._publish_in_place(source_dir, metadata, extras)
 
-    def _copy_model(self, source_dir: str, target_dir: str, extras: Mapping[str, str]) -> None:
+    def _copy_model(
+        self,
+        source_dir: str,
+        target_dir: str,
+        extras: Mapping[str, str],
+        overwrite: bool = True,
+    ) -> None:
         """Copies the model and extras, `saved_model.pb` last."""
         model_files = files.relative_files(source_dir)
         ordered = [(rel, files.join(source_dir, rel)) for rel in model_files]
         ordered += sorted(extras.items())
         ordered.sort(key=lambda item: item[0] == SAVED_MODEL_FILE)
         for rel, source in ordered:
-            files.copy_file(source, files.join(target_dir, *rel.split("/")))
+            files.copy_file(source, files.join(target_dir, *rel.split("/")), overwrite)
 
     def _manifest_bytes(
         self, version_dir: str, number: int, metadata: Mapping[str, Any], hashes: Any = None
@@ -286,13 +296,26 @@ class Registry:
     def _publish_in_place(
         self, source_dir: str, metadata: Mapping[str, Any], extras: Mapping[str, str]
     ) -> Version:
+        # Hashed from the source, before the upload: hashing what landed in
+        # the bucket would bless whatever happened to be there.
+        hashes = manifest.file_hashes(source_dir)
+        for rel, path in extras.items():
+            hashes[rel] = dict(zip(("sha256", "size"), files.sha256(path), strict=True))
         number = self._claim()
         target = files.join(self.model_dir, str(number))
-        self._copy_model(source_dir, target, extras)
-        files.write_bytes(
-            files.join(target, manifest.MANIFEST_FILE),
-            self._manifest_bytes(target, number, metadata),
-        )
+        try:
+            self._copy_model(source_dir, target, extras, overwrite=False)
+            files.write_bytes(
+                files.join(target, manifest.MANIFEST_FILE),
+                self._manifest_bytes(target, number, metadata, hashes),
+            )
+        except BaseException:
+            # saved_model.pb first: without it TF Serving cannot load the rest.
+            with contextlib.suppress(Exception):
+                files.remove(files.join(target, SAVED_MODEL_FILE))
+            with contextlib.suppress(Exception):
+                files.remove_tree(target)
+            raise
         return Version(number, target, True)
 
     def republish(self, number: int, reason: str = "") -> Version:
@@ -378,9 +401,35 @@ class Registry:
         self._write_labels(labels)
         return labels
 
+    def served(self) -> list[int]:
+        """Versions a TF Serving model config lists, as last recorded (see set_served).
+
+        Raises:
+            RegistryError: served.json is not a JSON list of version numbers.
+        """
+        path = files.join(self.model_dir, SERVED_FILE)
+        if not files.exists(path):
+            return []
+        try:
+            served = json.loads(files.read_bytes(path))
+        except json.JSONDecodeError as e:
+            raise RegistryError(f"{path}: not valid JSON: {e}") from e
+        if not isinstance(served, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in served
+        ):
+            raise RegistryError(f"{path}: expected a list of version numbers")
+        return served
+
+    def set_served(self, versions: list[int]) -> None:
+        """Records the versions TF Serving is told to serve, so retention keeps them."""
+        self._write_json(SERVED_FILE, sorted(set(versions)))
+
     def _write_labels(self, labels: Mapping[str, int]) -> None:
-        path = files.join(self.model_dir, LABELS_FILE)
-        data = (json.dumps(dict(sorted(labels.items())), indent=2) + "\n").encode()
+        self._write_json(LABELS_FILE, dict(sorted(labels.items())))
+
+    def _write_json(self, name: str, value: Any) -> None:
+        path = files.join(self.model_dir, name)
+        data = (json.dumps(value, indent=2) + "\n").encode()
         if self.atomic_rename:
             temp = f"{path}.{uuid.uuid4().hex}.tmp"
             files.write_bytes(temp, data)
@@ -391,7 +440,7 @@ class Registry:
     # Retention.
 
     def prune(self, keep: int, now: float | None = None) -> list[int]:
-        """Deletes complete versions beyond the newest `keep`, except labelled ones.
+        """Deletes complete versions beyond the newest `keep`, except labelled or served ones.
 
         Leftovers of killed pushes (staging folders, versions without a
         manifest) go too once older than STALE_AFTER_SECONDS.
@@ -405,7 +454,7 @@ class Registry:
         if keep < 1:
             raise RegistryError(f"retention must keep at least 1 version, got {keep}")
         now = time.time() if now is None else now
-        labelled = set(self.labels().values())
+        labelled = set(self.labels().values()) | set(self.served())
         versions = self.versions()
         complete = [v for v in versions if v.complete]
         kept = {v.number for v in complete[-keep:]} | labelled
@@ -436,4 +485,5 @@ class Registry:
 
     @staticmethod
     def _stale(path: str, now: float) -> bool:
-        return now - files.mtime(path) > STALE_AFTER_SECONDS
+        changed = files.mtime(path)
+        return changed is not None and now - changed > STALE_AFTER_SECONDS
