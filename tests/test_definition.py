@@ -94,8 +94,15 @@ def test_trainer_settings_come_from_config():
 
 
 def test_pusher_writes_to_the_registry(config, nodes):
-    destination = json.loads(nodes[definition.PUSHER].exec_properties["push_destination"])
-    assert destination["filesystem"]["base_directory"] == config.serving_model_dir
+    props = nodes[definition.PUSHER].exec_properties
+    assert props["registry_uri"] == config.registry.uri
+    assert props["model_name"] == config.registry.model_name
+    assert props["keep_versions"] == config.registry.keep_versions
+    assert props["warmup_requests"] == config.registry.warmup_requests
+    # Locally the runner supplies the run id; Kubeflow's driver fills the placeholder.
+    assert props["pipeline_run_id"] == ""
+    kfp = {c.id: c for c in definition.create_pipeline(config, runtime_parameters=True).components}
+    assert kfp[definition.PUSHER].exec_properties["pipeline_run_id"] == "{{$.pipeline_job_uuid}}"
 
 
 def test_split_ratio_and_beam_args(config):

@@ -247,9 +247,13 @@ def test_concurrent_pushes_get_distinct_complete_versions(saved_model, tmp_path,
     outputs = [p.communicate(timeout=300) for p in pushers]
     assert all(p.returncode == 0 for p in pushers), [err for _, err in outputs]
     numbers = sorted(int(out.strip().splitlines()[-1]) for out, _ in outputs)
-    assert numbers == [1, 2, 3]
+    # Renames take 1, 2, 3. In place, claims that tied are abandoned, so the
+    # numbers may skip: distinct and complete is the guarantee.
+    if atomic:
+        assert numbers == [1, 2, 3]
+    assert len(set(numbers)) == 3
     registry = Registry(uri, "taxi", atomic_rename=atomic)
-    assert [v.number for v in registry.complete_versions()] == [1, 2, 3]
+    assert [v.number for v in registry.complete_versions()] == numbers
     assert all(registry.verify(n) == [] for n in numbers)
     assert len({registry.manifest(n)["pusher"] for n in numbers}) == 3
 
