@@ -5,6 +5,8 @@ PY := .venv/bin/python
 export TF_USE_LEGACY_KERAS := 1
 ARGS ?=
 
+# `make test` also installs MariaDB (Debian's package) when missing: the ML
+# Metadata MySQL-backend tests start a real server.
 .PHONY: venv run test test-fast lint bench bench-trainer lock clean
 
 venv:
@@ -14,6 +16,7 @@ run: venv
 	$(PY) -m pipeline run $(ARGS)
 
 test: venv
+	@scripts/ensure_mariadb.sh
 	$(PY) -m pytest $(ARGS)
 
 # Unit tests only: skips the end-to-end pipeline runs.

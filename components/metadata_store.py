@@ -25,7 +25,7 @@ def connection_config(spec: Mapping[str, Any]) -> ConnectionProto:
     Args:
         spec: `kind` (sqlite, mysql, grpc) and that kind's fields:
             `sqlite_path`; `host`, `port`, `database`, `user`, `password_env`;
-            `host`, `port`.
+            `host`, `port`. `read_only` opens a SQLite file read-only.
 
     Returns:
         A ConnectionConfig (sqlite, mysql) or a MetadataStoreClientConfig
@@ -39,7 +39,9 @@ def connection_config(spec: Mapping[str, Any]) -> ConnectionProto:
         config = metadata_store_pb2.ConnectionConfig()
         config.sqlite.filename_uri = str(spec["sqlite_path"])
         config.sqlite.connection_mode = (
-            metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+            metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+            if spec.get("read_only")
+            else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
         )
         return config
     if kind == "mysql":

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline run|compile|submit|schedule|registry|predict|loadtest ...`."""
+"""Command line: `python -m pipeline run|compile|submit|schedule|registry|lineage|predict ...`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ quiet_tensorflow()
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import definition, logs, registry_cli  # noqa: E402
 from pipeline.kubeflow.client import KubeflowError  # noqa: E402
+from pipeline.lineage.commands import add_commands as add_lineage_commands  # noqa: E402
 from pipeline.progress import NodeResult  # noqa: E402
 from pipeline.serving.commands import add_commands as add_serving_commands  # noqa: E402
 from pipeline.summary import RunSummary  # noqa: E402
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     registry_cli.add_commands(commands, _add_config_args)
     add_serving_commands(commands)
+    add_lineage_commands(commands, _add_config_args)
     return parser
 
 

@@ -7,6 +7,7 @@ not blessed, and two runs on broken data that stop at the anomalies gate.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -217,6 +218,90 @@ def test_clearly_worse_model_is_not_blessed_and_not_pushed(first_run, workspace)
     assert first.pushed_uri
 
 
+def _store_args(config: PipelineConfig) -> list[str]:
+    return [
+        "--set",
+        f"metadata.sqlite_path={config.metadata.sqlite_path}",
+        "--set",
+        f"registry.uri={config.registry.uri}",
+    ]
+
+
+def _inputs_by_key(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, int]:
+    return {
+        e.path.steps[0].key: e.artifact_id
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type == metadata_store_pb2.Event.INPUT
+    }
+
+
+def _producer(store: metadata_store.MetadataStore, artifact_id: int) -> int:
+    (event,) = [
+        e
+        for e in store.get_events_by_artifact_ids([artifact_id])
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    ]
+    return event.execution_id
+
+
+def test_lineage_model_names_the_exact_inputs_the_pushed_model_was_trained_on(first_run, capsys):
+    config, _ = first_run
+    registry = Registry(config.registry.uri, config.registry.model_name)
+    model_id = registry.manifest(registry.complete_versions()[-1].number)["mlmd"]["model_id"]
+    assert main(["lineage", "model", "latest", "--json", *_store_args(config)]) == 0
+    out = capsys.readouterr().out
+    lineage = json.loads(out)
+    # Checked against ML Metadata directly: the model's producer and its inputs.
+    store = _store(config)
+    trainer = _producer(store, model_id)
+    trainer_inputs = _inputs_by_key(store, trainer)
+    transform_inputs = _inputs_by_key(store, _producer(store, trainer_inputs["transform_graph"]))
+    assert lineage["model"]["id"] == model_id
+    assert lineage["trainer"]["id"] == trainer
+    assert lineage["transformed_examples"]["id"] == trainer_inputs["examples"]
+    assert lineage["transform_graph"]["id"] == trainer_inputs["transform_graph"]
+    assert lineage["examples"]["id"] == transform_inputs["examples"]
+    (raw,) = store.get_artifacts_by_id([transform_inputs["examples"]])
+    assert lineage["examples"]["uri"] == raw.uri
+    assert lineage["examples"]["example_gen"]["input_base"] == config.data.root
+    counts = lineage["examples"]["statistics"]["split_counts"]
+    assert set(counts) == {"train", "eval"} and sum(counts.values()) == SAMPLE_ROWS
+    assert lineage["examples"]["anomalies"]["anomaly_count"] == 0
+    assert lineage["blessing"]["blessed"] is True
+    assert lineage["blessing"]["thresholds"] == {"min_auc": 0.75, "max_auc_drop": 0.01}
+    assert lineage["trainer"]["parameters"]["train_steps"] == 300
+    assert lineage["pushed"][0]["version"] == 1
+    assert lineage["run"] and lineage["pipeline"] == config.run.pipeline_name
+    # Stable enough to diff: the same store gives the same bytes.
+    assert main(["lineage", "model", "1", "--json", *_store_args(config)]) == 0
+    assert capsys.readouterr().out == out
+    assert main(["lineage", "model", "latest", *_store_args(config)]) == 0
+    tree = capsys.readouterr().out
+    assert f"Model {model_id}: " in tree and f"Examples {raw.id}: {raw.uri}" in tree
+    assert (
+        main(["lineage", "model", f"id:{model_id}", "--format", "dot", *_store_args(config)]) == 0
+    )
+    dot = capsys.readouterr().out
+    assert dot.startswith("digraph lineage {") and f'-> "Model {model_id}"' in dot
+    assert main(["lineage", "model", "7", *_store_args(config)]) == 2
+    assert "pushed versions: 1" in capsys.readouterr().err
+
+
+def test_lineage_examples_finds_the_models_of_both_runs_on_the_same_data(first_run, capsys):
+    config, _ = first_run
+    assert main(["lineage", "model", "latest", "--json", *_store_args(config)]) == 0
+    examples_id = json.loads(capsys.readouterr().out)["examples"]["id"]
+    assert main(["lineage", "examples", str(examples_id), "--json", *_store_args(config)]) == 0
+    models = json.loads(capsys.readouterr().out)["models"]
+    # The first run's model (blessed, pushed) and the one-step model of the
+    # "clearly worse" run (rejected); the cached re-run trained nothing new.
+    assert [(m["blessed"], [p["version"] for p in m["pushed"]]) for m in models] == [
+        (True, [1]),
+        (False, []),
+    ]
+    assert models[0]["run"] != models[1]["run"]
+
+
 @pytest.mark.parametrize(
     "data, column, kind",
     [("missing_column", "payment_type", "SCHEMA_MISSING_COLUMN"), ("type_drift", "trip_miles", "")],
@@ -289,3 +374,18 @@ def test_schema_infer_writes_a_draft_covering_every_column(first_run, workspace,
     with_values = {c for c in curated if any(r[c] for r in rows)}
     assert len(with_values) >= len(curated) - 1
     assert {c: inferred[c] for c in with_values} == {c: curated[c] for c in with_values}
+
+
+def test_lineage_runs_lists_every_run_with_its_status_and_pushes(first_run, capsys):
+    config, _ = first_run
+    assert main(["lineage", "runs", "--json", *_store_args(config)]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    # The first run, the cached re-run, the clearly worse model, then the
+    # runs that stopped at the gate (bad data, the CLI failure).
+    assert [r["status"] for r in runs][:3] == ["SUCCEEDED"] * 3
+    assert runs[0]["pushed_versions"] == [1] and runs[1]["cached"] == runs[1]["executions"]
+    assert runs[2]["pushed_versions"] == []
+    failed = [r for r in runs if r["status"] == "FAILED"]
+    assert len(failed) >= 2 and all(r["failed_nodes"] == ["anomalies_gate"] for r in failed)
+    assert main(["lineage", "runs", *_store_args(config)]) == 0
+    assert "FAILED at anomalies_gate" in capsys.readouterr().out

@@ -186,3 +186,32 @@ def test_a_failing_task_stops_the_run_and_names_itself(second_run, spec, workspa
         if e.last_known_state == metadata_store_pb2.Execution.FAILED
     ]
     assert [e.custom_properties["task_name"].string_value for e in failed] == ["example_gen"]
+
+
+def test_lineage_reads_the_records_kfp_writes(first_run, second_run, workspace, capsys):
+    # system.PipelineRun contexts, system.ContainerExecution with task_name,
+    # tfx.* artifact types, numbers as doubles: what the KFP v2 launcher writes.
+    args = [
+        "--set",
+        f"metadata.sqlite_path={workspace / 'mlmd.sqlite'}",
+        "--set",
+        f"registry.uri={workspace / 'registry'}",
+    ]
+    model = second_run.tasks[definition.TRAINER].outputs["model"]
+    assert main(["lineage", "model", f"id:{model.id}", "--json", *args]) == 0
+    lineage = json.loads(capsys.readouterr().out)
+    assert lineage["run"] == "run-2" and lineage["pipeline"] == "taxi"
+    assert lineage["trainer"]["node"] == definition.TRAINER
+    assert lineage["trainer"]["parameters"]["train_steps"] == 60
+    examples = second_run.tasks[definition.EXAMPLE_GEN].outputs["examples"]
+    assert lineage["examples"]["id"] == examples.id
+    transform_graph = second_run.tasks[definition.TRANSFORM].outputs["transform_graph"]
+    assert lineage["transform_graph"]["id"] == transform_graph.id
+    first_model = first_run.tasks[definition.TRAINER].outputs["model"]
+    assert lineage["blessing"]["blessed"] is True
+    assert lineage["blessing"]["baseline_model_id"] == first_model.id
+    assert [p["run"] for p in lineage["pushed"]] == ["run-2"]
+    assert main(["lineage", "runs", "--json", *args]) == 0
+    runs = {r["run"]: r for r in json.loads(capsys.readouterr().out)}
+    assert runs["run-1"]["status"] == runs["run-2"]["status"] == "SUCCEEDED"
+    assert len(runs["run-1"]["pushed_versions"]) == 1

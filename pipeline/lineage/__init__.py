@@ -1,0 +1,1 @@
+"""Lineage in ML Metadata: upstream from a model, downstream from data, and runs."""

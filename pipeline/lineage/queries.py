@@ -1,0 +1,415 @@
+"""The three lineage questions: what made this model, what used this data, what ran.
+
+Components are recognised by the output keys they write (`model`,
+`blessing`, `pushed_model`, `statistics`, `anomalies`), which are the same
+under TFX's local runner and under the Kubeflow launcher, rather than by
+execution type names, which differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import tensorflow as tf
+
+from pipeline.lineage.graph import Artifact, Execution, LineageError, MetadataGraph, value_of
+from pipeline.mlmd_queries import state_name
+
+# Execution properties that are bookkeeping, not parameters.
+_NOT_PARAMETERS = {"display_name", "task_name", "pod_name", "pod_uid", "image", "namespace"}
+
+
+def _properties(entity: Artifact | Execution) -> dict[str, Any]:
+    values = {k: value_of(v) for k, v in entity.properties.items()}
+    values.update({k: value_of(v) for k, v in entity.custom_properties.items()})
+    return values
+
+
+def parameters(execution: Execution) -> dict[str, Any]:
+    """An execution's parameters, JSON strings decoded (KFP nests them under `inputs`)."""
+    raw = _properties(execution)
+    nested = raw.pop("inputs", None)
+    if isinstance(nested, dict):
+        raw.update(nested)
+    result: dict[str, Any] = {}
+    for key, value in sorted(raw.items()):
+        if key in _NOT_PARAMETERS or key.startswith("__"):
+            continue
+        if isinstance(value, str) and value[:1] in "{[":
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        result[key] = value
+    return result
+
+
+def _pushed(artifact: Artifact) -> bool:
+    return (
+        value_of(artifact.custom_properties["pushed"]) == 1
+        if "pushed" in (artifact.custom_properties)
+        else False
+    )
+
+
+def _version(artifact: Artifact) -> int | None:
+    value = (
+        value_of(artifact.custom_properties["pushed_version"])
+        if ("pushed_version" in artifact.custom_properties)
+        else None
+    )
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
+def _read_proto(path: str, message: Any) -> Any | None:
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "rb") as f:
+        message.ParseFromString(f.read())
+    return message
+
+
+def split_counts(statistics: Artifact) -> dict[str, int]:
+    """Examples per split, from the statistics StatisticsGen wrote for them."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    counts = {}
+    for name in (
+        sorted(tf.io.gfile.listdir(statistics.uri)) if tf.io.gfile.isdir(statistics.uri) else []
+    ):
+        name = name.rstrip("/")
+        if not name.startswith("Split-"):
+            continue
+        stats = _read_proto(
+            os.path.join(statistics.uri, name, "FeatureStats.pb"),
+            statistics_pb2.DatasetFeatureStatisticsList(),
+        )
+        if stats is not None and stats.datasets:
+            counts[name[len("Split-") :]] = int(stats.datasets[0].num_examples)
+    return counts
+
+
+def anomaly_count(anomalies: Artifact) -> int | None:
+    """Anomalies ExampleValidator found over all splits (None if unreadable)."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    if not tf.io.gfile.isdir(anomalies.uri):
+        return None
+    total = 0
+    for name in tf.io.gfile.listdir(anomalies.uri):
+        found = _read_proto(
+            os.path.join(anomalies.uri, name.rstrip("/"), "SchemaDiff.pb"),
+            anomalies_pb2.Anomalies(),
+        )
+        if found is not None:
+            total += len(found.anomaly_info)
+    return total
+
+
+class Lineage:
+    """Answers lineage questions over one store."""
+
+    def __init__(self, graph: MetadataGraph):
+        self.graph = graph
+
+    # Finding the model of a registry version.
+
+    def pushes(self, serving_model_dir: str | None = None) -> list[Artifact]:
+        """Successful pushes, oldest first; only into `serving_model_dir` when given."""
+        found = [a for a in self.graph.artifacts_of_type("PushedModel") if _pushed(a)]
+        if serving_model_dir is None:
+            return found
+        root = os.path.normpath(serving_model_dir)
+        return [
+            a
+            for a in found
+            if os.path.normpath(
+                os.path.dirname(str(value_of(a.custom_properties["pushed_destination"])))
+            )
+            == root
+        ]
+
+    def model_of_push(self, pushed: Artifact) -> Artifact:
+        """The Model a PushedModel was pushed from.
+
+        Raises:
+            LineageError: The push's execution or its model input is not recorded.
+        """
+        pusher = self.graph.producer(pushed.id)
+        models = self.graph.io(pusher.id, "input").get("model", []) if pusher else []
+        if not models:
+            raise LineageError(f"push {pushed.id} has no recorded model input")
+        return models[0]
+
+    def resolve_model(self, ref: str, serving_model_dir: str) -> Artifact:
+        """`latest`, a registry version number, or `id:<ML Metadata id>` -> the Model.
+
+        Raises:
+            LineageError: Nothing matches; the message lists what there is.
+        """
+        if ref.startswith("id:") and ref[3:].isdigit():
+            model = self.graph.artifact(int(ref[3:]))
+            if self.graph.artifact_type(model) != "Model":
+                raise LineageError(
+                    f"ML Metadata id {model.id} is a {self.graph.artifact_type(model)}, not a Model"
+                )
+            return model
+        pushes = self.pushes(serving_model_dir)
+        versions = {v: p for p in pushes if (v := _version(p)) is not None}
+        if ref == "latest":
+            if not versions:
+                raise LineageError(f"no push to {serving_model_dir} is recorded in ML Metadata")
+            return self.model_of_push(versions[max(versions)])
+        if ref.isdigit() and int(ref) in versions:
+            return self.model_of_push(versions[int(ref)])
+        listed = ", ".join(str(v) for v in sorted(versions)) or "none"
+        raise LineageError(
+            f"{ref!r}: not 'latest', 'id:<ML Metadata id>' or a version pushed to "
+            f"{serving_model_dir} (pushed versions: {listed})"
+        )
+
+    # Upstream.
+
+    def _consumer_outputs(
+        self, artifact: Artifact, output_key: str, prefer_run: str | None = None
+    ) -> tuple[Execution, list[Artifact]] | None:
+        """The newest consumer of `artifact` that wrote `output_key` (same run preferred)."""
+        found = []
+        for execution in self.graph.consumers(artifact.id):
+            outputs = self.graph.io(execution.id, "output").get(output_key)
+            if outputs:
+                found.append((execution, outputs))
+        if not found:
+            return None
+        same_run = [f for f in found if self.graph.run_and_pipeline(f[0].id)[0] == prefer_run]
+        return max(same_run or found, key=lambda f: f[0].id)
+
+    def model(self, model: Artifact) -> dict[str, Any]:
+        """Everything upstream of a model, as a JSON-able tree."""
+        g = self.graph
+        trainer = g.producer(model.id)
+        if trainer is None:
+            raise LineageError(f"model {model.id} ({model.uri}) has no recorded producer")
+        run, pipeline = g.run_and_pipeline(trainer.id)
+        inputs = g.io(trainer.id, "input")
+        trainer_params = parameters(trainer)
+        launch_value = trainer_params.get("launch")
+        launch: dict[str, Any] = launch_value if isinstance(launch_value, dict) else {}
+        result: dict[str, Any] = {
+            "model": g.describe_artifact(model),
+            "pipeline": pipeline,
+            "run": run,
+            "pushed": self._pushes_of(model),
+            "blessing": self._blessing_of(model, run),
+            "trainer": {
+                **g.describe_execution(trainer),
+                "parameters": trainer_params,
+                "workers": launch.get("workers", 1),
+                "launcher": launch.get("launcher", "local"),
+            },
+        }
+        for key in ("examples", "transform_graph", "schema"):
+            for artifact in inputs.get(key, [])[:1]:
+                entry = g.describe_artifact(artifact)
+                if key == "examples":
+                    entry["role"] = "transformed examples the model was trained on"
+                result["transformed_examples" if key == "examples" else key] = entry
+        graph_inputs = inputs.get("transform_graph", [])
+        transform = g.producer(graph_inputs[0].id) if graph_inputs else None
+        if transform is not None:
+            result["transform"] = g.describe_execution(transform)
+            raw = g.io(transform.id, "input").get("examples", [])
+            if raw:
+                result["examples"] = self._examples(raw[0], run)
+        return result
+
+    def _examples(self, examples: Artifact, run: str | None) -> dict[str, Any]:
+        g = self.graph
+        props = _properties(examples)
+        entry: dict[str, Any] = {**g.describe_artifact(examples), "span": props.get("span")}
+        splits = props.get("split_names")
+        if isinstance(splits, str):
+            try:
+                entry["splits"] = json.loads(splits)
+            except json.JSONDecodeError:
+                entry["splits"] = splits
+        example_gen = g.producer(examples.id)
+        if example_gen is not None:
+            entry["example_gen"] = {
+                **g.describe_execution(example_gen),
+                "input_base": parameters(example_gen).get("input_base"),
+            }
+        stats = self._consumer_outputs(examples, "statistics", run)
+        if stats is not None:
+            statistics = stats[1][0]
+            entry["statistics"] = {
+                **g.describe_artifact(statistics),
+                "execution": g.describe_execution(stats[0]),
+                "split_counts": split_counts(statistics),
+            }
+            checked = self._consumer_outputs(statistics, "anomalies", run)
+            if checked is not None:
+                anomalies = checked[1][0]
+                entry["anomalies"] = {
+                    **g.describe_artifact(anomalies),
+                    "execution": g.describe_execution(checked[0]),
+                    "anomaly_count": anomaly_count(anomalies),
+                }
+                schema = g.io(checked[0].id, "input").get("schema", [])
+                if schema:
+                    entry["anomalies"]["checked_against_schema"] = schema[0].id
+        return entry
+
+    def _blessing_of(self, model: Artifact, run: str | None) -> dict[str, Any] | None:
+        from components.evaluator.metrics import overall_metrics
+
+        found = self._consumer_outputs(model, "blessing", run)
+        if found is None:
+            return None
+        evaluator, (blessing, *_) = found
+        g = self.graph
+        params = parameters(evaluator)
+        evaluations = g.io(evaluator.id, "output").get("evaluation", [])
+        entry: dict[str, Any] = {
+            **g.describe_artifact(blessing),
+            "blessed": _properties(blessing).get("blessed") == 1,
+            "evaluator": g.describe_execution(evaluator),
+            "thresholds": {k: params[k] for k in ("min_auc", "max_auc_drop") if k in params},
+            "baseline_model_id": _properties(blessing).get("baseline_model_mlmd_id"),
+        }
+        if evaluations:
+            evaluation = evaluations[0]
+            entry["evaluation"] = g.describe_artifact(evaluation)
+            try:
+                metrics, baseline = overall_metrics(evaluation.uri)
+            except Exception as e:  # an unreadable TFMA output must not hide the lineage
+                entry["metrics_error"] = f"{type(e).__name__}: {e}"
+            else:
+                entry["metrics"] = {k: round(v, 6) for k, v in sorted(metrics.items())}
+                entry["baseline_metrics"] = {k: round(v, 6) for k, v in sorted(baseline.items())}
+        return entry
+
+    def _pushes_of(self, model: Artifact) -> list[dict[str, Any]]:
+        pushes = []
+        for execution in self.graph.consumers(model.id):
+            for pushed in self.graph.io(execution.id, "output").get("pushed_model", []):
+                if _pushed(pushed):
+                    pushes.append(
+                        {
+                            "id": pushed.id,
+                            "version": _version(pushed),
+                            "destination": value_of(pushed.custom_properties["pushed_destination"]),
+                            "run": self.graph.run_and_pipeline(execution.id)[0],
+                        }
+                    )
+        return sorted(pushes, key=lambda p: p["id"])
+
+    # Downstream.
+
+    def resolve_examples(self, ref: str) -> Artifact:
+        """An Examples artifact by ML Metadata id or URI.
+
+        Raises:
+            LineageError: Nothing matches, or the id is not Examples.
+        """
+        if ref.isdigit():
+            artifact = self.graph.artifact(int(ref))
+        else:
+            matches = [
+                a
+                for a in self.graph.artifacts_by_uri(ref.rstrip("/"))
+                if self.graph.artifact_type(a) == "Examples"
+            ]
+            if not matches:
+                raise LineageError(f"no Examples artifact with URI {ref} in the store")
+            artifact = matches[-1]
+        if self.graph.artifact_type(artifact) != "Examples":
+            raise LineageError(
+                f"ML Metadata id {artifact.id} is a {self.graph.artifact_type(artifact)}, "
+                "not Examples"
+            )
+        return artifact
+
+    def examples(self, examples: Artifact) -> dict[str, Any]:
+        """Every model trained (directly or through Transform) on `examples`."""
+        g = self.graph
+        models: dict[int, Artifact] = {}
+        seen_artifacts = {examples.id}
+        frontier = [examples]
+        while frontier:
+            artifact = frontier.pop()
+            for execution in g.consumers(artifact.id):
+                for key, outputs in g.io(execution.id, "output").items():
+                    for out in outputs:
+                        if out.id in seen_artifacts:
+                            continue
+                        seen_artifacts.add(out.id)
+                        if key == "model" and g.artifact_type(out) == "Model":
+                            models[out.id] = out
+                        elif g.artifact_type(out) in ("Examples", "TransformGraph"):
+                            frontier.append(out)
+        listed = []
+        for model in sorted(models.values(), key=lambda m: m.id):
+            trainer = g.producer(model.id)
+            run = g.run_and_pipeline(trainer.id)[0] if trainer else None
+            blessing = self._consumer_outputs(model, "blessing", run)
+            listed.append(
+                {
+                    **g.describe_artifact(model),
+                    "run": run,
+                    "trainer": trainer.id if trainer else None,
+                    "blessed": (
+                        _properties(blessing[1][0]).get("blessed") == 1 if blessing else None
+                    ),
+                    "pushed": [
+                        {"version": p["version"], "destination": p["destination"]}
+                        for p in self._pushes_of(model)
+                    ],
+                }
+            )
+        return {"examples": g.describe_artifact(examples), "models": listed}
+
+    # Runs.
+
+    def runs(self, pipeline_name: str) -> list[dict[str, Any]]:
+        """The pipeline's runs, oldest first: status, start, end and what each pushed."""
+        g = self.graph
+        result = []
+        for type_name in ("pipeline_run", "system.PipelineRun"):
+            for context in g.store.get_contexts_by_type(type_name):
+                executions = list(g.store.get_executions_by_context(context.id))
+                if not executions or g.run_and_pipeline(executions[0].id)[1] != pipeline_name:
+                    continue
+                result.append(self._run(context.name, executions))
+        return sorted(result, key=lambda r: (r["start_ms"], r["run"]))
+
+    def _run(self, name: str, executions: Iterable[Execution]) -> dict[str, Any]:
+        executions = list(executions)
+        states = [state_name(e) for e in executions]
+        if "FAILED" in states:
+            status = "FAILED"
+        elif any(s in ("NEW", "RUNNING", "UNKNOWN") for s in states):
+            status = "RUNNING"
+        else:
+            status = "SUCCEEDED"
+        pushed = []
+        for execution in executions:
+            for artifact in self.graph.io(execution.id, "output").get("pushed_model", []):
+                if _pushed(artifact):
+                    pushed.append(_version(artifact))
+        return {
+            "run": name,
+            "status": status,
+            "start_ms": min(e.create_time_since_epoch for e in executions),
+            "end_ms": max(e.last_update_time_since_epoch for e in executions),
+            "executions": len(executions),
+            "cached": states.count("CACHED"),
+            "failed_nodes": sorted(
+                self.graph.node_id(e)
+                for e, s in zip(executions, states, strict=True)
+                if s == "FAILED"
+            ),
+            "pushed_versions": pushed,
+        }

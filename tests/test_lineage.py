@@ -1,0 +1,255 @@
+"""Lineage queries on small hand-written ML Metadata stores, in both orchestrators' naming.
+
+The full pipelines (local SQLite, MariaDB, the KFP launcher emulation) are
+covered in test_e2e.py, test_lineage_mysql.py and test_kubeflow_launcher.py;
+these check the walk itself, the renderings and the errors, quickly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+from pipeline.__main__ import main
+from pipeline.lineage import render
+from pipeline.lineage.graph import LineageError, MetadataGraph
+from pipeline.lineage.queries import Lineage
+
+NAMINGS = {
+    # TFX's local runner.
+    "local": {
+        "type": lambda t: t,
+        "run_context": "pipeline_run",
+        "pipeline_context": "pipeline",
+        "execution_type": lambda node: f"components.{node}",
+        "number": lambda v: {"int_value": v},
+    },
+    # The KFP v2 launcher.
+    "kfp": {
+        "type": lambda t: f"tfx.{t}",
+        "run_context": "system.PipelineRun",
+        "pipeline_context": "system.Pipeline",
+        "execution_type": lambda node: "system.ContainerExecution",
+        "number": lambda v: {"double_value": float(v)},
+    },
+}
+
+
+class StoreWriter:
+    """Writes artifacts, executions and events the way one orchestrator names them."""
+
+    def __init__(self, path: Path, naming: str):
+        config = mlmd.ConnectionConfig()
+        config.sqlite.filename_uri = str(path)
+        self.store = metadata_store.MetadataStore(config)
+        self.naming = NAMINGS[naming]
+        self.kfp = naming == "kfp"
+
+    def _type_id(self, kind: str, name: str) -> int:
+        put = {
+            "artifact": (mlmd.ArtifactType, self.store.put_artifact_type),
+            "execution": (mlmd.ExecutionType, self.store.put_execution_type),
+            "context": (mlmd.ContextType, self.store.put_context_type),
+        }[kind]
+        return put[1](put[0](name=name))
+
+    def number(self, value: int) -> mlmd.Value:
+        return mlmd.Value(**self.naming["number"](value))
+
+    def artifact(self, type_name: str, uri: str, **props: object) -> int:
+        artifact = mlmd.Artifact(
+            type_id=self._type_id("artifact", self.naming["type"](type_name)), uri=uri
+        )
+        for key, value in props.items():
+            if isinstance(value, int):
+                artifact.custom_properties[key].CopyFrom(self.number(value))
+            else:
+                artifact.custom_properties[key].string_value = str(value)
+        return self.store.put_artifacts([artifact])[0]
+
+    def execution(
+        self,
+        node: str,
+        run: str,
+        inputs: dict[str, int],
+        outputs: dict[str, int],
+        state: int = mlmd.Execution.COMPLETE,
+        **params: object,
+    ) -> int:
+        execution = mlmd.Execution(
+            type_id=self._type_id("execution", self.naming["execution_type"](node)),
+            last_known_state=state,
+        )
+        for key, value in params.items():
+            if isinstance(value, int):
+                execution.custom_properties[key].CopyFrom(self.number(value))
+            else:
+                execution.custom_properties[key].string_value = str(value)
+        if self.kfp:
+            execution.custom_properties["task_name"].string_value = node
+        contexts = [
+            self._context(self.naming["pipeline_context"], "taxi"),
+            self._context(self.naming["run_context"], run),
+        ]
+        if not self.kfp:
+            contexts.append(self._context("node", f"taxi.{node}"))
+        events = []
+        for direction, artifacts in ((mlmd.Event.INPUT, inputs), (mlmd.Event.OUTPUT, outputs)):
+            for key, artifact_id in artifacts.items():
+                event = mlmd.Event(type=direction, artifact_id=artifact_id)
+                event.path.steps.add().key = key
+                event.path.steps.add().index = 0
+                events.append(event)
+        execution_id, _, _ = self.store.put_execution(execution, [], contexts)
+        for event in events:
+            event.execution_id = execution_id
+        self.store.put_events(events)
+        return execution_id
+
+    def _context(self, type_name: str, name: str) -> mlmd.Context:
+        type_id = self._type_id("context", type_name)
+        found = self.store.get_context_by_type_and_name(type_name, name)
+        if found is not None:
+            return found
+        context_id = self.store.put_contexts([mlmd.Context(type_id=type_id, name=name)])[0]
+        return self.store.get_contexts_by_id([context_id])[0]
+
+
+def _write_two_runs(writer: StoreWriter, registry: str) -> dict[str, int]:
+    """Two runs over one ExampleGen output: run-1 pushes version 1, run-2 is rejected."""
+    ids: dict[str, int] = {}
+    ids["examples"] = writer.artifact("Examples", "/root/example_gen/1", span=0)
+    ids["schema"] = writer.artifact("Schema", "/root/schema/2")
+    writer.execution("example_gen", "run-1", {}, {"examples": ids["examples"]}, input_base="/data")
+    for run, blessed in (("run-1", 1), ("run-2", 0)):
+        graph = writer.artifact("TransformGraph", f"/root/{run}/transform_graph")
+        transformed = writer.artifact("Examples", f"/root/{run}/transformed")
+        writer.execution(
+            "transform",
+            run,
+            {"examples": ids["examples"], "schema": ids["schema"]},
+            {"transform_graph": graph, "transformed_examples": transformed},
+        )
+        model = writer.artifact("Model", f"/root/{run}/model")
+        writer.execution(
+            "trainer",
+            run,
+            {"examples": transformed, "transform_graph": graph, "schema": ids["schema"]},
+            {"model": model},
+            train_steps=100,
+            launch=json.dumps({"workers": 2, "launcher": "local"}),
+        )
+        blessing = writer.artifact("ModelBlessing", f"/root/{run}/blessing", blessed=blessed)
+        writer.execution(
+            "evaluator",
+            run,
+            {"model": model, "examples": ids["examples"]},
+            {"blessing": blessing},
+            min_auc="0.8",
+        )
+        pushed = writer.artifact(
+            "PushedModel",
+            f"/root/{run}/pushed",
+            pushed=blessed,
+            pushed_version="1",
+            pushed_destination=f"{registry}/taxi/1",
+        )
+        writer.execution(
+            "pusher", run, {"model": model, "model_blessing": blessing}, {"pushed_model": pushed}
+        )
+        ids[f"{run}-model"], ids[f"{run}-graph"], ids[f"{run}-transformed"] = (
+            model,
+            graph,
+            transformed,
+        )
+    writer.execution("anomalies_gate", "run-3", {}, {}, state=mlmd.Execution.FAILED)
+    return ids
+
+
+@pytest.fixture(params=sorted(NAMINGS))
+def written(request, tmp_path):
+    writer = StoreWriter(tmp_path / "mlmd.sqlite", request.param)
+    ids = _write_two_runs(writer, str(tmp_path / "registry"))
+    args = [
+        "--set",
+        f"metadata.sqlite_path={tmp_path / 'mlmd.sqlite'}",
+        "--set",
+        f"registry.uri={tmp_path / 'registry'}",
+    ]
+    return Lineage(MetadataGraph(writer.store)), ids, args, tmp_path
+
+
+def test_model_lineage_walks_back_to_the_exact_inputs(written):
+    lineage, ids, _, tmp_path = written
+    model = lineage.resolve_model("1", str(tmp_path / "registry" / "taxi"))
+    assert model.id == ids["run-1-model"]
+    result = lineage.model(model)
+    assert result["run"] == "run-1" and result["pipeline"] == "taxi"
+    assert result["trainer"]["node"] == "trainer"
+    assert result["trainer"]["workers"] == 2
+    assert result["trainer"]["parameters"]["train_steps"] == 100
+    assert result["transformed_examples"]["id"] == ids["run-1-transformed"]
+    assert result["transform_graph"]["id"] == ids["run-1-graph"]
+    assert result["transform"]["node"] == "transform"
+    assert result["examples"]["id"] == ids["examples"]
+    assert result["examples"]["example_gen"]["input_base"] == "/data"
+    assert result["blessing"]["blessed"] is True
+    assert result["pushed"][0]["version"] == 1
+    tree = render.model_tree(result)
+    assert f"Model {ids['run-1-model']}: /root/run-1/model" in tree
+    assert "workers 2 (local)" in tree
+    mermaid = render.model_mermaid(result)
+    assert mermaid.startswith("flowchart LR") and "-->" in mermaid
+
+
+def test_examples_lineage_finds_both_runs_models(written):
+    lineage, ids, _, _ = written
+    result = lineage.examples(lineage.resolve_examples("/root/example_gen/1"))
+    assert [(m["id"], m["blessed"], len(m["pushed"])) for m in result["models"]] == [
+        (ids["run-1-model"], True, 1),
+        (ids["run-2-model"], False, 0),
+    ]
+    assert "not blessed, not pushed" in render.examples_tree(result)
+
+
+def test_runs_list_status_and_pushes(written):
+    lineage, _, _, _ = written
+    runs = {r["run"]: r for r in lineage.runs("taxi")}
+    assert runs["run-1"]["status"] == "SUCCEEDED" and runs["run-1"]["pushed_versions"] == [1]
+    assert runs["run-2"]["pushed_versions"] == []
+    assert runs["run-3"]["status"] == "FAILED" and runs["run-3"]["failed_nodes"] == [
+        "anomalies_gate"
+    ]
+    assert lineage.runs("other") == []
+
+
+def test_errors_name_what_is_missing(written, capsys):
+    lineage, ids, args, tmp_path = written
+    with pytest.raises(LineageError, match=r"pushed versions: 1\)"):
+        lineage.resolve_model("4", str(tmp_path / "registry" / "taxi"))
+    with pytest.raises(LineageError, match="is a Examples, not a Model"):
+        lineage.resolve_model(f"id:{ids['examples']}", "")
+    with pytest.raises(LineageError, match="no artifact with ML Metadata id 999"):
+        lineage.resolve_model("id:999", "")
+    with pytest.raises(LineageError, match="no Examples artifact with URI /nope"):
+        lineage.resolve_examples("/nope")
+    assert main(["lineage", "model", "9", *args]) == 2
+    assert "not 'latest', 'id:<ML Metadata id>' or a version" in capsys.readouterr().err
+    missing = ["--set", f"metadata.sqlite_path={tmp_path / 'absent.sqlite'}"]
+    assert main(["lineage", "runs", *missing]) == 1
+    assert "absent.sqlite): no such file" in capsys.readouterr().err
+    assert not (tmp_path / "absent.sqlite").exists()
+
+
+def test_the_cli_prints_each_format(written, capsys):
+    _, ids, args, _ = written
+    assert main(["lineage", "model", "latest", *args]) == 0
+    assert "PushedModel" in capsys.readouterr().out
+    assert main(["lineage", "model", "latest", "--format", "dot", *args]) == 0
+    assert f'"Model {ids["run-1-model"]}"' in capsys.readouterr().out
+    assert main(["lineage", "runs", *args]) == 0
+    assert "FAILED at anomalies_gate" in capsys.readouterr().out
