@@ -18,6 +18,7 @@ from pipeline.__main__ import main
 from pipeline.lineage import render
 from pipeline.lineage.graph import LineageError, MetadataGraph
 from pipeline.lineage.queries import Lineage
+from tests.fake_mlmd_grpc import FakeMetadataGrpcService
 
 NAMINGS = {
     # TFX's local runner.
@@ -253,3 +254,28 @@ def test_the_cli_prints_each_format(written, capsys):
     assert f'"Model {ids["run-1-model"]}"' in capsys.readouterr().out
     assert main(["lineage", "runs", *args]) == 0
     assert "FAILED at anomalies_gate" in capsys.readouterr().out
+
+
+def test_lineage_over_grpc_as_against_kubeflows_metadata_service(written, capsys):
+    _, ids, _, tmp_path = written
+    with FakeMetadataGrpcService(str(tmp_path / "mlmd.sqlite")) as service:
+        args = [
+            "--set",
+            "metadata.kind=grpc",
+            "--set",
+            "metadata.host=127.0.0.1",
+            "--set",
+            f"metadata.port={service.port}",
+            "--set",
+            f"registry.uri={tmp_path / 'registry'}",
+        ]
+        assert main(["lineage", "model", "latest", "--json", *args]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["model"]["id"] == ids["run-1-model"]
+        assert result["examples"]["id"] == ids["examples"]
+        assert "GetEventsByArtifactIDs" in service.calls  # it went over the wire
+    # The service is gone: a clear failure, not a hang.
+    assert main(["lineage", "runs", *args]) == 1
+    assert f"FAILED: ML Metadata (grpc 127.0.0.1:{service.port}) unreachable" in (
+        capsys.readouterr().err
+    )
