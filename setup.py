@@ -38,6 +38,7 @@ setup(
             "ruff>=0.6",
             "mypy>=1.10",
             "types-PyYAML",
+            "matplotlib>=3.8",
             "kubernetes-validate>=1.29",
             # protoc for the vendored TF Serving protos (protobuf 3.20-compatible line).
             "grpcio-tools>=1.48,<1.49",

@@ -223,7 +223,7 @@ def create_pipeline(
 
     baseline_lookup = BaselineLookup(
         model=trainer.outputs["model"],
-        pipeline_name=config.run.pipeline_name,
+        pipeline=config.run.pipeline_name,
         metadata_connection=metadata_spec_json(config),
     ).with_id(BASELINE_LOOKUP)
 
@@ -244,7 +244,7 @@ def create_pipeline(
         model_name=config.registry.model_name,
         keep_versions=config.registry.keep_versions,
         warmup_requests=config.registry.warmup_requests,
-        pipeline_name=config.run.pipeline_name,
+        pipeline=config.run.pipeline_name,
         # Empty: the local runner hands the run id to the executor itself.
         pipeline_run_id=KFP_RUN_ID_PLACEHOLDER if runtime_parameters else "",
         data_root=params[DATA_ROOT],

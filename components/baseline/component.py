@@ -29,7 +29,7 @@ BLESSING_ID = "baseline_blessing_id"
 def BaselineLookup(
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     baseline: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
-    pipeline_name: tfx.dsl.components.Parameter[str],
+    pipeline: tfx.dsl.components.Parameter[str],
     metadata_connection: tfx.dsl.components.Parameter[str],
 ) -> None:
     """Looks up the latest blessed model other than the candidate `model`.
@@ -40,13 +40,14 @@ def BaselineLookup(
     Args:
         model: The candidate model, excluded from the lookup.
         baseline: Output reference to the baseline model.
-        pipeline_name: Pipeline whose blessings count.
+        pipeline: Pipeline whose blessings count (not `pipeline_name`, which
+            TFX's InteractiveContext reserves).
         metadata_connection: JSON description of the ML Metadata store, see
             `components.metadata_store.connection_config`.
     """
     store = connect(metadata_connection)
     found = find_latest_blessed_model(
-        store, pipeline_name, frozenset({model.id}), frozenset({model.uri})
+        store, pipeline, frozenset({model.id}), frozenset({model.uri})
     )
     reference = {
         FOUND: int(found is not None),

@@ -181,3 +181,51 @@ def model_mermaid(lineage: dict[str, Any]) -> str:
         lines.append(f'  {key}("{node}")' if "#" in node else f'  {key}["{node}"]')
     lines += [f"  {ids[src]} --> {ids[dst]}" for src, dst in edges]
     return "\n".join(lines)
+
+
+def model_figure(lineage: dict[str, Any]) -> Any:
+    """A matplotlib figure of a model's lineage: columns by depth, left to right."""
+    import matplotlib.pyplot as plt
+
+    edges = _graph_edges(lineage)
+    nodes = sorted({n for edge in edges for n in edge})
+    depth = dict.fromkeys(nodes, 0)
+    for _ in nodes:  # longest path from a source; the graph is a DAG
+        for src, dst in edges:
+            depth[dst] = max(depth[dst], depth[src] + 1)
+    columns: dict[int, list[str]] = {}
+    for node in nodes:
+        columns.setdefault(depth[node], []).append(node)
+    position = {
+        node: (d, -i + (len(column) - 1) / 2)
+        for d, column in columns.items()
+        for i, node in enumerate(column)
+    }
+    width = max(columns) + 1
+    fig, ax = plt.subplots(figsize=(3.2 * width, 1.2 * max(len(c) for c in columns.values()) + 1))
+    for src, dst in edges:
+        (x0, y0), (x1, y1) = position[src], position[dst]
+        ax.annotate("", xy=(x1 - 0.3, y1), xytext=(x0 + 0.3, y0), arrowprops={"arrowstyle": "->"})
+    for node, (x, y) in position.items():
+        execution = "#" in node
+        ax.text(
+            x,
+            y,
+            node,
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={
+                "boxstyle": "round" if execution else "square",
+                "facecolor": "#fde7c8" if execution else "#d7e8fb",
+            },
+        )
+    ax.set_xlim(-0.6, width - 0.4)
+    ax.set_ylim(
+        min(y for _, y in position.values()) - 0.8, max(y for _, y in position.values()) + 0.8
+    )
+    ax.axis("off")
+    ax.set_title(
+        f"lineage of Model {lineage['model']['id']} (boxes: artifacts, rounded: executions)"
+    )
+    return fig

@@ -1,0 +1,84 @@
+"""What the notebooks share: the project's configuration, the latest outputs, tables.
+
+Notebooks read the same configuration as `python -m pipeline run`, so they
+look at the same pipeline root, ML Metadata store and registry: the file in
+the environment variable PIPELINE_CONFIG, else `pipeline/configs/local.yaml`.
+Relative paths resolve against the repository root (the notebooks' parent
+folder), as they do for `make run` there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import PipelineConfig, load_config
+
+CONFIG_ENV = "PIPELINE_CONFIG"
+
+
+def notebook_config(cwd: Path | None = None) -> PipelineConfig:
+    """The configuration `python -m pipeline run` uses (PIPELINE_CONFIG or the default)."""
+    here = cwd or Path.cwd()
+    base = here.parent if here.name == "notebooks" else here
+    return load_config(os.environ.get(CONFIG_ENV) or None, [], base_dir=base)
+
+
+def metadata_store(config: PipelineConfig) -> Any:
+    """The configured ML Metadata store, read-only for SQLite.
+
+    Raises:
+        FileNotFoundError: The SQLite store does not exist yet.
+    """
+    from components.metadata_store import connect
+
+    spec = asdict(config.metadata)
+    if config.metadata.kind == "sqlite":
+        if not Path(config.metadata.sqlite_path).is_file():
+            raise FileNotFoundError(
+                f"no ML Metadata at {config.metadata.sqlite_path}: run `make run` first"
+            )
+        spec["read_only"] = True
+    return connect(spec)
+
+
+def latest_outputs(config: PipelineConfig, node_id: str) -> dict[str, list[Any]]:
+    """Output artifacts of the newest execution of a pipeline node, by output key.
+
+    Raises:
+        LookupError: The node never ran in this store.
+    """
+    from pipeline.mlmd_queries import latest_execution, output_artifacts
+
+    store = metadata_store(config)
+    execution = latest_execution(store, config.run.pipeline_name, node_id)
+    if execution is None:
+        raise LookupError(
+            f"no {node_id} execution of pipeline {config.run.pipeline_name!r} in "
+            f"{config.metadata.sqlite_path}: run `make run` first"
+        )
+    return output_artifacts(store, execution.id)
+
+
+def metrics_by_slice(evaluation_uri: str, column: str) -> Any:
+    """The candidate's metrics per value of one slice column, as a pandas DataFrame."""
+    import pandas as pd
+    import tensorflow_model_analysis as tfma
+
+    rows = []
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        keys = per_slice.slice_key.single_slice_keys
+        if len(keys) != 1 or keys[0].column != column:
+            continue
+        key = keys[0]
+        row: dict[str, Any] = {column: getattr(key, key.WhichOneof("kind"))}
+        for kv in per_slice.metric_keys_and_values:
+            candidate = kv.key.model_name != "baseline" and not kv.key.is_diff
+            if candidate and kv.value.HasField("double_value"):
+                row[kv.key.name] = kv.value.double_value.value
+        rows.append(row)
+    if not rows:
+        raise LookupError(f"{evaluation_uri}: no metrics sliced by {column!r}")
+    return pd.DataFrame(rows).sort_values(column).set_index(column)
