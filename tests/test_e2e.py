@@ -236,12 +236,15 @@ def _inputs_by_key(store: metadata_store.MetadataStore, execution_id: int) -> di
 
 
 def _producer(store: metadata_store.MetadataStore, artifact_id: int) -> int:
-    (event,) = [
-        e
+    """The execution that made an artifact (cached re-runs record outputs again, later)."""
+    writers = [
+        e.execution_id
         for e in store.get_events_by_artifact_ids([artifact_id])
         if e.type == metadata_store_pb2.Event.OUTPUT
     ]
-    return event.execution_id
+    (state,) = {s.last_known_state for s in store.get_executions_by_id([min(writers)])}
+    assert state == metadata_store_pb2.Execution.COMPLETE
+    return min(writers)
 
 
 def test_lineage_model_names_the_exact_inputs_the_pushed_model_was_trained_on(first_run, capsys):
@@ -384,6 +387,7 @@ def test_lineage_runs_lists_every_run_with_its_status_and_pushes(first_run, caps
     # runs that stopped at the gate (bad data, the CLI failure).
     assert [r["status"] for r in runs][:3] == ["SUCCEEDED"] * 3
     assert runs[0]["pushed_versions"] == [1] and runs[1]["cached"] == runs[1]["executions"]
+    assert runs[1]["pushed_versions"] == []  # served from cache: it pushed nothing
     assert runs[2]["pushed_versions"] == []
     failed = [r for r in runs if r["status"] == "FAILED"]
     assert len(failed) >= 2 and all(r["failed_nodes"] == ["anomalies_gate"] for r in failed)

@@ -149,11 +149,15 @@ class MetadataGraph:
         return self._edges(list(self.store.get_events_by_artifact_ids([artifact_id])))
 
     def producer(self, artifact_id: int) -> Execution | None:
-        """The execution that wrote the artifact, if recorded."""
-        for edge in self.edges_of_artifact(artifact_id):
-            if edge.direction == "output":
-                return self.execution(edge.execution_id)
-        return None
+        """The execution that wrote the artifact, if recorded.
+
+        A run served from cache records its cached executions as outputting
+        the same artifacts again; the producer is the first, which made it.
+        """
+        writers = [
+            e.execution_id for e in self.edges_of_artifact(artifact_id) if e.direction == "output"
+        ]
+        return self.execution(min(writers)) if writers else None
 
     def consumers(self, artifact_id: int) -> list[Execution]:
         """Executions that read the artifact, oldest first."""

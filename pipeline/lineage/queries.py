@@ -294,6 +294,8 @@ class Lineage:
     def _pushes_of(self, model: Artifact) -> list[dict[str, Any]]:
         pushes = []
         for execution in self.graph.consumers(model.id):
+            if state_name(execution) == "CACHED":
+                continue  # a cached re-run records the earlier push again; it pushed nothing
             for pushed in self.graph.io(execution.id, "output").get("pushed_model", []):
                 if _pushed(pushed):
                     pushes.append(
@@ -396,6 +398,8 @@ class Lineage:
             status = "SUCCEEDED"
         pushed = []
         for execution in executions:
+            if state_name(execution) == "CACHED":
+                continue
             for artifact in self.graph.io(execution.id, "output").get("pushed_model", []):
                 if _pushed(artifact):
                     pushed.append(_version(artifact))
