@@ -312,9 +312,11 @@ class LauncherEmulator:
         )
         execution.custom_properties["task_name"].string_value = name
         execution.custom_properties["display_name"].string_value = name
+        # metadata/client.go CreateExecution: the parameters are the struct's
+        # fields themselves (unlike artifact metadata, which converter.go
+        # wraps in {"struct": ...} / {"list": ...}).
         json_format.ParseDict(
-            {"struct": inputs["parameterValues"]},
-            execution.custom_properties["inputs"].struct_value,
+            inputs["parameterValues"], execution.custom_properties["inputs"].struct_value
         )
         execution_id, _, _ = self.store.put_execution(execution, input_pairs, contexts)
         execution.id = execution_id

@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from pipeline.__main__ import main
 from pipeline.lineage import render
-from pipeline.lineage.graph import LineageError, MetadataGraph
+from pipeline.lineage.graph import LineageError, MetadataGraph, value_of
 from pipeline.lineage.queries import Lineage
 from tests.fake_mlmd_grpc import FakeMetadataGrpcService
 
@@ -85,13 +86,16 @@ class StoreWriter:
             type_id=self._type_id("execution", self.naming["execution_type"](node)),
             last_known_state=state,
         )
-        for key, value in params.items():
-            if isinstance(value, int):
-                execution.custom_properties[key].CopyFrom(self.number(value))
-            else:
-                execution.custom_properties[key].string_value = str(value)
         if self.kfp:
+            # metadata/client.go: parameters as the fields of an `inputs` struct.
+            json_format.ParseDict(params, execution.custom_properties["inputs"].struct_value)
             execution.custom_properties["task_name"].string_value = node
+        else:
+            for key, value in params.items():
+                if isinstance(value, int):
+                    execution.custom_properties[key].CopyFrom(self.number(value))
+                else:
+                    execution.custom_properties[key].string_value = str(value)
         contexts = [
             self._context(self.naming["pipeline_context"], "taxi"),
             self._context(self.naming["run_context"], run),
@@ -205,6 +209,16 @@ def test_model_lineage_walks_back_to_the_exact_inputs(written):
     assert "workers 2 (local)" in tree
     mermaid = render.model_mermaid(result)
     assert mermaid.startswith("flowchart LR") and "-->" in mermaid
+
+
+def test_kfp_wrapped_struct_values_are_unwrapped():
+    wrapped = mlmd.Value()
+    json_format.ParseDict({"struct": {"a": 1}}, wrapped.struct_value)
+    assert value_of(wrapped) == {"a": 1}
+    listed = mlmd.Value()
+    json_format.ParseDict({"list": [1, 2]}, listed.struct_value)
+    assert value_of(listed) == [1, 2]
+    assert value_of(mlmd.Value(double_value=3.0)) == 3
 
 
 def test_examples_lineage_finds_both_runs_models(written):

@@ -53,7 +53,11 @@ def value_of(value: metadata_store_pb2.Value) -> object:
     if kind == "struct_value":
         from google.protobuf import json_format
 
-        return json_format.MessageToDict(value.struct_value)
+        decoded = json_format.MessageToDict(value.struct_value)
+        # KFP's converter wraps dicts and lists it stores on artifacts.
+        if len(decoded) == 1 and next(iter(decoded)) in ("struct", "list"):
+            return next(iter(decoded.values()))
+        return decoded
     raw = getattr(value, kind)
     if kind == "double_value" and float(raw).is_integer():
         return int(raw)
