@@ -17,8 +17,10 @@ quiet_tensorflow()
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import definition, logs, registry_cli  # noqa: E402
 from pipeline.kubeflow.client import KubeflowError  # noqa: E402
+from pipeline.lineage.commands import StoreUnreachableError  # noqa: E402
 from pipeline.lineage.commands import add_commands as add_lineage_commands  # noqa: E402
 from pipeline.progress import NodeResult  # noqa: E402
+from pipeline.serving.client import ServingError  # noqa: E402
 from pipeline.serving.commands import add_commands as add_serving_commands  # noqa: E402
 from pipeline.summary import RunSummary  # noqa: E402
 
@@ -311,8 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config_lib.ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
-    except KubeflowError as error:
-        # The Kubeflow API refused a request, or a followed run failed.
+    except (KubeflowError, ServingError, StoreUnreachableError) as error:
+        # A remote system failed: the Kubeflow API or a followed run, TF
+        # Serving, or the ML Metadata store.
         print(f"FAILED: {error}", file=sys.stderr)
         return 1
     except ValueError as error:

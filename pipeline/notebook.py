@@ -10,7 +10,6 @@ folder), as they do for `make run` there.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +29,11 @@ def metadata_store(config: PipelineConfig) -> Any:
     """The configured ML Metadata store, read-only for SQLite.
 
     Raises:
-        FileNotFoundError: The SQLite store does not exist yet.
+        FileNotFoundError: The SQLite store does not exist yet (run `make run`).
     """
-    from components.metadata_store import connect
+    from pipeline.mlmd_queries import open_for_reading
 
-    spec = asdict(config.metadata)
-    if config.metadata.kind == "sqlite":
-        if not Path(config.metadata.sqlite_path).is_file():
-            raise FileNotFoundError(
-                f"no ML Metadata at {config.metadata.sqlite_path}: run `make run` first"
-            )
-        spec["read_only"] = True
-    return connect(spec)
+    return open_for_reading(config.metadata)
 
 
 def latest_outputs(config: PipelineConfig, node_id: str) -> dict[str, list[Any]]:

@@ -11,7 +11,6 @@ nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import socket
@@ -31,7 +30,6 @@ from pipeline.serving.client import (
     predict_in_batches,
     rest_endpoint,
 )
-from pipeline.serving.commands import add_commands
 from pipeline.serving.loadtest import batches, format_result, percentile, run_load_test
 from pipeline.serving.rows import RowError, read_rows
 from tests.conftest import (
@@ -82,21 +80,11 @@ def endpoint(fake: FakeServing, protocol: str) -> str:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
-    """`python -m pipeline`'s main() with the serving commands in its parser.
+def cli() -> Callable[[list[str]], int]:
+    """`python -m pipeline`'s main(), which maps a ServingError to exit 1."""
+    from pipeline.__main__ import main
 
-    Until pipeline/__main__.py's build_parser() calls add_commands itself,
-    main() runs with a parser that has only these commands.
-    """
-    import pipeline.__main__ as cli_module
-
-    def build_parser() -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(prog="python -m pipeline")
-        add_commands(parser.add_subparsers(dest="command", required=True))
-        return parser
-
-    monkeypatch.setattr(cli_module, "build_parser", build_parser)
-    return cli_module.main
+    return main
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -97,18 +97,20 @@ def _model(
     raise ModelConfigError(f"{source}: no model named {model_name!r} (models: {names})")
 
 
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise ModelConfigError(f"{path}: cannot read: {e.strerror}") from e
+
+
 def read_model(path: str | Path, model_name: str) -> model_server_config_pb2.ModelConfig:
     """The config of `model_name` in a model config file.
 
     Raises:
         ModelConfigError: The file is missing, invalid or lacks the model.
     """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ModelConfigError(f"{path}: cannot read: {e.strerror}") from e
-    return _model(parse(text, str(path)), model_name, str(path))
+    return _model(parse(_read(path), str(path)), model_name, str(path))
 
 
 def update_file(
@@ -125,10 +127,7 @@ def update_file(
         ModelConfigError: The file is missing, invalid or lacks the model.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ModelConfigError(f"{path}: cannot read: {e.strerror}") from e
+    text = _read(path)
     config = parse(text, str(path))
     pending = set_labels(config, model_name, labels, str(path), moving)
     # text_format drops comments; keep the file's leading comment block.

@@ -75,6 +75,18 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def _model_files(source_dir: str) -> list[str]:
+    """The files a publish copies: all but a manifest, which each version writes anew.
+
+    So a published version can itself be the source of a new one (republish).
+    """
+    return [rel for rel in files.relative_files(source_dir) if rel != manifest.MANIFEST_FILE]
+
+
+def _is_version(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _version_number(name: str) -> int | None:
     # TF Serving parses any int64 folder name; only canonical ones count here,
     # so "007" can never shadow 7.
@@ -203,7 +215,7 @@ class Registry:
         extras = dict(extra_files or {})
         if not files.exists(files.join(source_dir, SAVED_MODEL_FILE)):
             raise RegistryError(f"{source_dir}: no {SAVED_MODEL_FILE}, not a SavedModel")
-        clash = sorted(set(extras) & set(files.relative_files(source_dir)))
+        clash = sorted(set(extras) & set(_model_files(source_dir)))
         if clash:
             raise RegistryError(f"{source_dir}: already has {clash}, refusing to replace them")
         files.makedirs(self.model_dir)
@@ -219,8 +231,7 @@ class Registry:
         overwrite: bool = True,
     ) -> None:
         """Copies the model and extras, `saved_model.pb` last."""
-        model_files = files.relative_files(source_dir)
-        ordered = [(rel, files.join(source_dir, rel)) for rel in model_files]
+        ordered = [(rel, files.join(source_dir, rel)) for rel in _model_files(source_dir)]
         ordered += sorted(extras.items())
         ordered.sort(key=lambda item: item[0] == SAVED_MODEL_FILE)
         for rel, source in ordered:
@@ -339,20 +350,7 @@ class Registry:
         metadata["republished_from"] = number
         if reason:
             metadata["republish_reason"] = reason
-        return self._publish_copy(source.path, metadata)
-
-    def _publish_copy(self, version_dir: str, metadata: Mapping[str, Any]) -> Version:
-        # A published version holds its manifest; copy it minus the manifest.
-        scratch = files.join(self.model_dir, f"{STAGING_PREFIX}source-{uuid.uuid4().hex}")
-        try:
-            for rel in files.relative_files(version_dir):
-                if rel != manifest.MANIFEST_FILE:
-                    files.copy_file(
-                        files.join(version_dir, rel), files.join(scratch, *rel.split("/"))
-                    )
-            return self.publish(scratch, metadata)
-        finally:
-            files.remove_tree(scratch)
+        return self.publish(source.path, metadata)
 
     # Labels.
 
@@ -362,17 +360,12 @@ class Registry:
         Raises:
             RegistryError: labels.json is not a JSON object of label -> int.
         """
-        path = files.join(self.model_dir, LABELS_FILE)
-        if not files.exists(path):
-            return {}
-        try:
-            labels = json.loads(files.read_bytes(path))
-        except json.JSONDecodeError as e:
-            raise RegistryError(f"{path}: not valid JSON: {e}") from e
-        if not isinstance(labels, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in labels.values()
-        ):
-            raise RegistryError(f"{path}: expected an object of label -> version number")
+        labels = self._read_json(LABELS_FILE, {})
+        if not isinstance(labels, dict) or not all(_is_version(v) for v in labels.values()):
+            raise RegistryError(
+                f"{files.join(self.model_dir, LABELS_FILE)}: expected an object of label -> "
+                "version number"
+            )
         return labels
 
     def set_label(self, label: str, number: int | None) -> dict[str, int]:
@@ -407,22 +400,30 @@ class Registry:
         Raises:
             RegistryError: served.json is not a JSON list of version numbers.
         """
-        path = files.join(self.model_dir, SERVED_FILE)
-        if not files.exists(path):
-            return []
-        try:
-            served = json.loads(files.read_bytes(path))
-        except json.JSONDecodeError as e:
-            raise RegistryError(f"{path}: not valid JSON: {e}") from e
-        if not isinstance(served, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in served
-        ):
-            raise RegistryError(f"{path}: expected a list of version numbers")
+        served = self._read_json(SERVED_FILE, [])
+        if not isinstance(served, list) or not all(_is_version(v) for v in served):
+            raise RegistryError(
+                f"{files.join(self.model_dir, SERVED_FILE)}: expected a list of version numbers"
+            )
         return served
 
     def set_served(self, versions: list[int]) -> None:
         """Records the versions TF Serving is told to serve, so retention keeps them."""
         self._write_json(SERVED_FILE, sorted(set(versions)))
+
+    def _read_json(self, name: str, missing: Any) -> Any:
+        """A JSON file beside the versions; `missing` when there is none.
+
+        Raises:
+            RegistryError: The file is not valid JSON.
+        """
+        path = files.join(self.model_dir, name)
+        if not files.exists(path):
+            return missing
+        try:
+            return json.loads(files.read_bytes(path))
+        except json.JSONDecodeError as e:
+            raise RegistryError(f"{path}: not valid JSON: {e}") from e
 
     def _write_labels(self, labels: Mapping[str, int]) -> None:
         self._write_json(LABELS_FILE, dict(sorted(labels.items())))

@@ -14,14 +14,12 @@ from collections.abc import Iterable, Iterator
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from components.features import FEATURES, RawType
-from components.signatures import SERVING_DEFAULT, SERVING_RAW
+from components.features import FEATURES
+from components.signatures import SERVING_DEFAULT, SERVING_RAW, raw_input_specs
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 # TF Serving refuses to load a model whose warmup file holds more records.
 MAX_RECORDS = 1000
-
-_DTYPES = {RawType.FLOAT: tf.float32, RawType.INT: tf.int64, RawType.STRING: tf.string}
 
 
 def _raw_values(example: tf.train.Example) -> dict[str, object] | None:
@@ -75,9 +73,9 @@ def build_requests(
         values = _raw_values(tf.train.Example.FromString(serialized))
         if values is not None and made < count:
             request = _request(model_name, SERVING_RAW)
-            for f in FEATURES:
-                request.inputs[f.name].CopyFrom(
-                    tf.make_tensor_proto([values[f.name]], dtype=_DTYPES[f.raw_type])
+            for name, spec in raw_input_specs().items():
+                request.inputs[name].CopyFrom(
+                    tf.make_tensor_proto([values[name]], dtype=spec.dtype)
                 )
             yield request
             made += 1

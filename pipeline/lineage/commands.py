@@ -22,31 +22,25 @@ class StoreUnreachableError(RuntimeError):
 
 
 def _lineage(args: argparse.Namespace) -> tuple[config_lib.PipelineConfig, Any]:
-    from dataclasses import asdict
-
-    from components.metadata_store import connect
     from pipeline.lineage.graph import MetadataGraph
     from pipeline.lineage.queries import Lineage
+    from pipeline.mlmd_queries import open_for_reading
 
     config = config_lib.load_config(args.config, args.overrides)
-    spec = asdict(config.metadata)
+    metadata = config.metadata
     where = (
-        f"sqlite {config.metadata.sqlite_path}"
-        if config.metadata.kind == "sqlite"
-        else f"{config.metadata.kind} {config.metadata.host}:{config.metadata.port}"
+        f"sqlite {metadata.sqlite_path}"
+        if metadata.kind == "sqlite"
+        else f"{metadata.kind} {metadata.host}:{metadata.port}"
     )
-    if config.metadata.kind == "sqlite":
-        from pathlib import Path
-
-        if not Path(config.metadata.sqlite_path).is_file():
-            raise StoreUnreachableError(
-                f"ML Metadata ({where}): no such file; run the pipeline first or set "
-                "metadata.sqlite_path"
-            )
-        # Read-only: inspecting must never create or migrate a store.
-        spec["read_only"] = True
     try:
-        store = connect(spec)
+        store = open_for_reading(metadata)
+    except FileNotFoundError as e:
+        raise StoreUnreachableError(
+            f"ML Metadata ({where}): no such file; run the pipeline first or set "
+            "metadata.sqlite_path"
+        ) from e
+    try:
         store.get_context_types()  # the first real round trip
     except Exception as e:  # MLMD raises its own error types per backend
         raise StoreUnreachableError(f"ML Metadata ({where}) unreachable: {e}") from e
@@ -96,23 +90,6 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_handler(
-    handler: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    """Wraps a handler: an unreachable store is `FAILED: ...`, exit 1."""
-
-    def wrapped(args: argparse.Namespace) -> int:
-        import sys
-
-        try:
-            return handler(args)
-        except StoreUnreachableError as e:
-            print(f"FAILED: {e}", file=sys.stderr)
-            return 1
-
-    return wrapped
-
-
 def add_commands(commands: Any, add_config_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """Adds `lineage ...` to the `python -m pipeline` subcommands."""
     lineage = commands.add_parser("lineage", help="trace models and data in ML Metadata")
@@ -127,16 +104,16 @@ def add_commands(commands: Any, add_config_args: Callable[[argparse.ArgumentPars
     )
     model.add_argument("--format", choices=FORMATS, default="tree")
     model.add_argument("--json", action="store_true", help="same as --format json")
-    model.set_defaults(handler=run_handler(_model))
+    model.set_defaults(handler=_model)
 
     examples = sub.add_parser("examples", help="the models trained on some examples (downstream)")
     examples.add_argument("examples", help="ML Metadata id or URI of an Examples artifact")
     examples.add_argument("--json", action="store_true")
-    examples.set_defaults(handler=run_handler(_examples))
+    examples.set_defaults(handler=_examples)
 
     runs = sub.add_parser("runs", help="the pipeline's runs: status, start, end, pushes")
     runs.add_argument("--json", action="store_true")
-    runs.set_defaults(handler=run_handler(_runs))
+    runs.set_defaults(handler=_runs)
 
     for parser in (model, examples, runs):
         add_config_args(parser)

@@ -19,16 +19,15 @@ from typing import TypeAlias
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.mlmd_queries import state_name
+from components.baseline.lookup import PIPELINE_CONTEXT_TYPES
+from pipeline.mlmd_queries import NODE_CONTEXT_TYPE, event_key, state_name
 
 Artifact: TypeAlias = metadata_store_pb2.Artifact
 Execution: TypeAlias = metadata_store_pb2.Execution
 Context: TypeAlias = metadata_store_pb2.Context
 Event: TypeAlias = metadata_store_pb2.Event
 
-PIPELINE_CONTEXT_TYPES = ("pipeline", "system.Pipeline")
 RUN_CONTEXT_TYPES = ("pipeline_run", "system.PipelineRun")
-NODE_CONTEXT_TYPE = "node"
 _OUTPUTS = (Event.OUTPUT, Event.DECLARED_OUTPUT)
 _INPUTS = (Event.INPUT, Event.DECLARED_INPUT)
 
@@ -142,8 +141,7 @@ class MetadataGraph:
                 direction = "input"
             else:
                 continue
-            key = next((s.key for s in event.path.steps if s.HasField("key")), "")
-            edges.append(Edge(event.execution_id, event.artifact_id, direction, key))
+            edges.append(Edge(event.execution_id, event.artifact_id, direction, event_key(event)))
         return edges
 
     def edges_of_execution(self, execution_id: int) -> list[Edge]:

@@ -4,17 +4,16 @@ Both read raw rows from a CSV file (the pipeline's own data works: columns
 the model does not use are ignored) and ask a model behind TF Serving, over
 REST (`serving_raw`) or, with --grpc, gRPC (`serving_default`).
 
-Exit codes: 0 success; 1 the server failed a request (`FAILED: ...`);
-2 bad input (the CLI's `main` reports the ValueError).
+Exit codes: 0 success; 1 the server failed a request (the CLI's `main`
+reports a ServingError as `FAILED: ...`); 2 bad input (a ValueError).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
-from pipeline.serving.client import ServingError
+from pipeline.serving.client import PredictClient
 
 DEFAULT_MODEL = "taxi"
 DEFAULT_DURATION = 10.0
@@ -93,7 +92,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=0.5,
         help="probability from which a row is called a big tipper (default: 0.5)",
     )
-    predict.set_defaults(handler=_handle(_predict))
+    predict.set_defaults(handler=_predict)
 
     loadtest = commands.add_parser(
         "loadtest",
@@ -119,35 +118,28 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=0.0,
         help="seconds of requests before measuring, left out of the figures (default: 0)",
     )
-    loadtest.set_defaults(handler=_handle(_loadtest))
+    loadtest.set_defaults(handler=_loadtest)
 
 
-def _handle(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Reports a ServingError as `FAILED: ...` with exit code 1."""
+def _client(args: argparse.Namespace) -> PredictClient:
+    from pipeline.serving.client import make_client
 
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except ServingError as error:
-            print(f"FAILED: {error}", file=sys.stderr)
-            return 1
-
-    return handler
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from pipeline.serving.client import make_client, predict_in_batches
-    from pipeline.serving.rows import read_rows
-
-    rows = read_rows(args.csv, args.limit)
-    with make_client(
+    return make_client(
         args.endpoint,
         args.model,
         use_grpc=args.grpc,
         version=args.version,
         label=args.label,
         timeout=args.timeout,
-    ) as client:
+    )
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipeline.serving.client import predict_in_batches
+    from pipeline.serving.rows import read_rows
+
+    rows = read_rows(args.csv, args.limit)
+    with _client(args) as client:
         probabilities = predict_in_batches(client, rows, args.batch_size)
         where = f"{client.protocol} {client.target.endpoint}, {client.target.describe()}"
     print(f"{'row':>6}  {'probability':>11}  big_tipper")
@@ -164,20 +156,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    from pipeline.serving.client import make_client
     from pipeline.serving.loadtest import format_result, run_load_test
     from pipeline.serving.rows import read_rows
 
     rows = read_rows(args.csv, args.limit)
     duration = None if args.requests is not None else (args.duration or DEFAULT_DURATION)
-    with make_client(
-        args.endpoint,
-        args.model,
-        use_grpc=args.grpc,
-        version=args.version,
-        label=args.label,
-        timeout=args.timeout,
-    ) as client:
+    with _client(args) as client:
         result = run_load_test(
             client,
             rows,
