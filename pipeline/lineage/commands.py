@@ -34,14 +34,13 @@ def _lineage(args: argparse.Namespace) -> tuple[config_lib.PipelineConfig, Any]:
         else f"{metadata.kind} {metadata.host}:{metadata.port}"
     )
     try:
-        store = open_for_reading(metadata)
+        store = open_for_reading(metadata)  # MySQL connects here, gRPC lazily
+        store.get_context_types()  # the first real round trip
     except FileNotFoundError as e:
         raise StoreUnreachableError(
             f"ML Metadata ({where}): no such file; run the pipeline first or set "
             "metadata.sqlite_path"
         ) from e
-    try:
-        store.get_context_types()  # the first real round trip
     except Exception as e:  # MLMD raises its own error types per backend
         raise StoreUnreachableError(f"ML Metadata ({where}) unreachable: {e}") from e
     return config, Lineage(MetadataGraph(store))
