@@ -1,5 +1,6 @@
-"""Packaging for the taxi MLOps pipeline: `pipeline` (DAG, config, runners, CLI)
-and `components` (model code and custom TFX components).
+"""Packaging for the MLOps pipeline: `pipeline` (DAG, config, runners, CLI),
+`components` (custom TFX components and the libraries they share) and
+`models` (model packages: the declarative one and the taxi default's label).
 
 Exact versions live in requirements.lock; the ranges here say what the code is
 written against, so the package can also be installed into a curated image.
@@ -8,14 +9,16 @@ written against, so the package can also be installed into a curated image.
 from setuptools import find_packages, setup
 
 setup(
-    name="taxi-mlops",
-    version="0.1.0",
-    description="TFX pipeline for the Chicago Taxi tip model, local and on Kubeflow Pipelines",
+    name="mlops-pipeline",
+    version="0.2.0",
+    description="A TFX pipeline from your CSV to a model TF Serving serves, local and on Kubeflow",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*"]),
+    packages=find_packages(
+        include=["pipeline", "pipeline.*", "components", "components.*", "models", "models.*"]
+    ),
     package_data={
         "pipeline": ["configs/*.yaml"],
-        "components": ["schema/*.pbtxt"],
+        "models": ["taxi/*.pbtxt"],
     },
     install_requires=[
         "tfx[kfp]>=1.16,<1.17",
@@ -45,7 +48,8 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6",
+            "palmerpenguins>=0.1.6",
         ],
     },
-    entry_points={"console_scripts": ["taxi-pipeline=pipeline.__main__:main"]},
+    entry_points={"console_scripts": ["mlops=pipeline.__main__:main"]},
 )

@@ -39,12 +39,12 @@ EVAL_STEPS = 150  # the example's EvalArgs
 
 
 def _eval_split_uri(store, pipeline_name: str, node_id: str) -> str:
-    from pipeline import mlmd_queries
+    from components import mlmd
 
-    execution = mlmd_queries.latest_execution(store, pipeline_name, node_id)
+    execution = mlmd.latest_execution(store, pipeline_name, node_id)
     if execution is None:
         raise RuntimeError(f"no {node_id} execution in {pipeline_name}")
-    examples = mlmd_queries.output_artifacts(store, execution.id)["examples"][0]
+    examples = mlmd.output_artifacts(store, execution.id)["examples"][0]
     return os.path.join(examples.uri, "Split-eval")
 
 
@@ -196,9 +196,11 @@ def main() -> int:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-"))
     if args.only:
-        from pipeline.logs import configure, quiet_tensorflow
+        from components import environment
+        from pipeline.logs import configure, quiet_warnings
 
-        quiet_tensorflow()
+        environment.prepare(quiet=True)
+        quiet_warnings()
         run_dir = workdir / args.only
         run_dir.mkdir(parents=True, exist_ok=True)
         configure(str(run_dir / "run.log"), verbose=False)

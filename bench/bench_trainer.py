@@ -29,9 +29,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if TYPE_CHECKING:
+    from components.training.settings import TrainerSettings
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
@@ -41,20 +45,29 @@ def prepare(workdir: Path) -> dict:
     """Runs the pipeline through Transform; returns FnArgs fields for run_fn."""
     from workspace import run_in
 
-    from pipeline import definition, mlmd_queries
+    from components import mlmd
+    from pipeline import definition
 
     _, _, store = run_in(
-        workdir, "trainer.train_steps=10", "trainer.eval_steps=1", "evaluator.min_auc=0"
+        workdir, "trainer.train_steps=10", "trainer.eval_steps=1", "evaluator.min_value=0"
     )
-    execution = mlmd_queries.latest_execution(store, "taxi", definition.TRANSFORM)
+    execution = mlmd.latest_execution(store, "taxi", definition.TRANSFORM)
     assert execution is not None
-    outputs = mlmd_queries.output_artifacts(store, execution.id)
+    outputs = mlmd.output_artifacts(store, execution.id)
     examples = outputs["transformed_examples"][0].uri
     return {
         "train_files": [os.path.join(examples, "Split-train", "*")],
         "eval_files": [os.path.join(examples, "Split-eval", "*")],
         "transform_output": outputs["transform_graph"][0].uri,
     }
+
+
+def trainer_custom_config(settings: TrainerSettings) -> dict:
+    """The Trainer's custom_config for the taxi default workload and these settings."""
+    from components.training.run import custom_config
+    from pipeline.config import load_config
+
+    return custom_config(load_config().model, settings)
 
 
 def measure(data: dict, steps: int, workers: int, custom: dict, workdir: Path) -> float:
@@ -75,10 +88,10 @@ spec = json.loads({json.dumps(json.dumps(spec))})
 fn_args = tfx.components.FnArgs(**spec)
 start = time.perf_counter()
 if {workers} > 1:
-    from components.trainer.local_workers import LocalWorkers
-    LocalWorkers({workers}, 0, log=lambda line: None).run(fn_args, "components.train.run_fn")
+    from components.training.local_workers import LocalWorkers
+    LocalWorkers({workers}, 0, log=lambda line: None).run(fn_args, "components.training.run.run_fn")
 else:
-    from components.train import run_fn
+    from components.training.run import run_fn
     run_fn(fn_args)
 print("SECONDS", time.perf_counter() - start)
 """
@@ -105,8 +118,9 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-trainer-"))
     workdir.mkdir(parents=True, exist_ok=True)
     data = prepare(workdir)
-
     import tensorflow as tf
+
+    from components.training.settings import TrainerSettings
 
     gpus = len(tf.config.list_physical_devices("GPU"))
     device = f"{gpus} GPU" if gpus else "CPU"
@@ -120,7 +134,9 @@ def main() -> int:
         settings.append((args.workers, False, False))
     rows = []
     for workers, mixed, xla in settings:
-        custom = {"batch_size": args.batch, "mixed_precision": mixed, "jit_compile": xla}
+        custom = trainer_custom_config(
+            TrainerSettings(batch_size=args.batch, mixed_precision=mixed, jit_compile=xla)
+        )
         long_steps = args.long if workers == 1 else args.long_multi
         short = measure(data, args.short, workers, custom, workdir)
         long = measure(data, long_steps, workers, custom, workdir)

@@ -7,7 +7,7 @@ steps, after one warm-up call, for two wide parts:
 - `one_hot`: `CategoryEncoding(output_mode="one_hot")` + Dense(1), the model
   before the change (a bincount guarded by tf.Assert, which XLA cannot compile);
 - `embedding`: one `Embedding(size, 1)` per categorical feature, summed, as in
-  components/model.py (the same linear model: one weight per category).
+  models/declarative/model.py (the same linear model: one weight per category).
 
 Usage:
     python bench/bench_wide_xla.py [--steps 200] [--categories 300]
@@ -35,18 +35,27 @@ sys.path.insert(0, str(REPO))  # run as a script from a checkout
 BATCH = 128
 
 
+def taxi_features() -> list[tuple[str, bool]]:
+    """(transformed name, is a plain numeric) of the taxi default's features."""
+    from components.contracts import transformed_name
+    from pipeline.config import load_config
+
+    return [
+        (transformed_name(name), spec.kind == "numeric" and not spec.buckets)
+        for name, spec in load_config().model.features.items()
+    ]
+
+
 def build(wide_kind: str, categories: int, jit: bool):  # type: ignore[no-untyped-def]
     import tensorflow as tf
 
-    from components.features import FEATURES, Kind
-
     inputs, wide, deep = {}, [], []
-    for f in FEATURES:
-        if f.kind is Kind.NUMERIC:
-            inp = tf.keras.Input(shape=(1,), name=f.transformed_name)
+    for name, numeric in taxi_features():
+        if numeric:
+            inp = tf.keras.Input(shape=(1,), name=name)
             deep.append(inp)
         else:
-            inp = tf.keras.Input(shape=(1,), name=f.transformed_name, dtype=tf.int64)
+            inp = tf.keras.Input(shape=(1,), name=name, dtype=tf.int64)
             if wide_kind == "embedding":
                 wide.append(
                     tf.keras.layers.Flatten()(tf.keras.layers.Embedding(categories, 1)(inp))
@@ -58,7 +67,7 @@ def build(wide_kind: str, categories: int, jit: bool):  # type: ignore[no-untype
                     )
                 )
             deep.append(tf.keras.layers.Flatten()(tf.keras.layers.Embedding(categories, 8)(inp)))
-        inputs[f.transformed_name] = inp
+        inputs[name] = inp
     if wide_kind == "embedding":
         wide_logit = tf.keras.layers.Add()(wide)
     else:
@@ -92,19 +101,18 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from components.autograph import skip_tf_keras
-    from components.features import FEATURES, Kind
+    from components.private_apis import skip_tf_keras
 
     skip_tf_keras()
     rng = np.random.default_rng(0)
     n = BATCH * 40
     x = {
-        f.transformed_name: (
+        name: (
             rng.standard_normal((n, 1)).astype("float32")
-            if f.kind is Kind.NUMERIC
+            if numeric
             else rng.integers(0, args.categories, (n, 1)).astype("int64")
         )
-        for f in FEATURES
+        for name, numeric in taxi_features()
     }
     y = rng.integers(0, 2, (n, 1))
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH, drop_remainder=True).repeat()

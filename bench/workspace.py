@@ -14,7 +14,7 @@ def run_in(workdir: Path, *overrides: str) -> tuple[Any, Any, Any]:
     """
     from ml_metadata import metadata_store
 
-    from components.metadata_store import connection_config
+    from components.mlmd import connection_config
     from pipeline.config import load_config, to_dict
     from pipeline.runners import local
 

@@ -1,3 +1,1 @@
-"""The taxi pipeline as a product: configuration, DAG, runners and CLI."""
-
-import components  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow loads
+"""The pipeline as a product: configuration, DAG, runners, preflight checks and the CLI."""

@@ -4,14 +4,24 @@ Both runners and every CLI command take a `PipelineConfig`. Keys are dotted
 paths (`trainer.train_steps`); a YAML file sets them and `--set key=value`
 overrides them. An unknown key or a badly typed value fails at load time with
 a message that names the key and lists what is valid.
+
+Two conveniences of the YAML files:
+- `extends: other.yaml` (relative to the file) starts from that file; the
+  sections given here are merged over it key by key, lists and values
+  replace. `kubeflow.yaml` extends `local.yaml`, so the local run and the
+  Kubeflow run train the same workload.
+- `pkg://<package>/<path>` names a file or folder inside an installed Python
+  package, e.g. the Chicago Taxi CSV inside the tfx wheel. It is resolved
+  without importing the package.
+
+Relative local paths resolve against the directory the command runs in.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,29 +29,52 @@ from typing import Any
 
 import yaml
 
+from components import contracts
+from components.errors import ConfigError
+from components.training.settings import ComponentResources, TrainerSettings
+from components.typed import build, key_type, to_plain
+from components.typed import valid_keys as _valid_keys
+from components.workload import Workload
+
+__all__ = ["ConfigError", "PipelineConfig", "load_config", "to_dict", "valid_keys"]
+
+# Names the configuration file when a command is given no --config (and the notebooks').
+CONFIG_ENV = "PIPELINE_CONFIG"
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "local.yaml"
+KUBEFLOW_CONFIG = CONFIG_DIR / "kubeflow.yaml"
+PACKAGE_SCHEME = "pkg://"
+EXTENDS = "extends"
 _REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://", "http://", "https://")
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid."""
+# Keys that earlier versions used, and what they are now; both spellings work.
+ALIASES = {
+    "evaluator.min_auc": "evaluator.min_value",
+    "evaluator.max_auc_drop": "evaluator.max_drop",
+}
 
 
 def _is_remote(path: str) -> bool:
     return path.startswith(_REMOTE_SCHEMES)
 
 
-def default_data_root() -> str:
-    """Folder of the Chicago Taxi CSV (15,000 trips) that ships in the tfx wheel."""
-    import tfx  # local import: config parsing should not need TFX unless used
+def package_path(uri: str, key: str = "path") -> str:
+    """The local path of `pkg://<package>/<path>`, found without importing the package.
 
-    return str(Path(tfx.__file__).parent / "examples" / "chicago_taxi_pipeline" / "data" / "simple")
-
-
-def default_schema_file() -> str:
-    """The curated schema shipped as package data of `components`."""
-    return str(Path(__file__).resolve().parent.parent / "components" / "schema" / "schema.pbtxt")
+    Raises:
+        ConfigError: The package is not installed, or the path is not in it.
+    """
+    rest = uri[len(PACKAGE_SCHEME) :]
+    package, _, inner = rest.partition("/")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{key}={uri}: no installed Python package {package!r}")
+    path = Path(next(iter(spec.submodule_search_locations))) / inner
+    if not path.exists():
+        raise ConfigError(f"{key}={uri}: package {package!r} has no {inner!r} ({path})")
+    return str(path)
 
 
 @dataclass(frozen=True)
@@ -49,9 +82,8 @@ class DataConfig:
     """Input data.
 
     Attributes:
-        root: Folder of CSV files (local path, gs:// or s3://). Empty: the
-            Chicago Taxi sample shipped inside the tfx wheel.
-        schema_file: Curated schema (text proto). Empty: the one in the repo.
+        root: Folder of CSV files (local path, gs://, s3:// or pkg://).
+        schema_file: Curated schema (text proto) of the data's columns.
         train_buckets: Hash buckets of the train split.
         eval_buckets: Hash buckets of the eval split (ratio = buckets ratio).
     """
@@ -62,6 +94,13 @@ class DataConfig:
     eval_buckets: int = 1
 
     def validate(self) -> None:
+        if not self.root:
+            raise ConfigError("data.root is empty: set it to the folder of your CSV files")
+        if not self.schema_file:
+            raise ConfigError(
+                "data.schema_file is empty: set it to the curated schema of your data "
+                "(`python -m pipeline init` writes one)"
+            )
         if self.train_buckets < 1 or self.eval_buckets < 1:
             raise ConfigError(
                 "data.train_buckets and data.eval_buckets must be >= 1, got "
@@ -80,7 +119,7 @@ class RunConfig:
         enable_cache: Reuse outputs of components whose inputs are unchanged.
     """
 
-    pipeline_name: str = "taxi"
+    pipeline_name: str = ""
     pipeline_root: str = "build/pipeline_root"
     enable_cache: bool = True
 
@@ -133,7 +172,8 @@ class RegistryConfig:
 
     Attributes:
         uri: Registry root (local path, gs:// or s3://).
-        model_name: Model name, the folder TF Serving watches.
+        model_name: Model name, the folder TF Serving watches; empty: the
+            pipeline name.
         keep_versions: Retention: complete versions kept after each push
             (labelled versions are kept besides).
         warmup_requests: TF Serving warmup requests built from eval examples
@@ -141,12 +181,12 @@ class RegistryConfig:
     """
 
     uri: str = "build/registry"
-    model_name: str = "taxi"
+    model_name: str = ""
     keep_versions: int = 5
     warmup_requests: int = 100
 
     def validate(self) -> None:
-        if not self.model_name or "/" in self.model_name or self.model_name.startswith("."):
+        if "/" in self.model_name or self.model_name.startswith("."):
             raise ConfigError(f"registry.model_name must be a plain name, got {self.model_name!r}")
         if self.keep_versions < 1:
             raise ConfigError(f"registry.keep_versions must be >= 1, got {self.keep_versions}")
@@ -184,65 +224,25 @@ class BeamConfig:
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
-    """Blessing thresholds (TFMA), applied to the eval split.
+    """Blessing thresholds (TFMA), applied to the eval split's overall metrics.
 
     Attributes:
-        min_auc: The candidate's AUC must be at least this (value threshold).
-        max_auc_drop: The candidate's AUC may be at most this much below the
+        metric: The gated metric; empty: auc (binary), accuracy (multiclass).
+        min_value: The candidate's metric must be at least this (value threshold).
+        max_drop: The candidate's metric may be at most this much below the
             baseline's, the latest blessed model of the pipeline (change
             threshold). Ignored on the first run, which has no baseline.
     """
 
-    min_auc: float = 0.8
-    max_auc_drop: float = 0.01
+    metric: str = ""
+    min_value: float = 0.8
+    max_drop: float = 0.01
 
     def validate(self) -> None:
-        if not 0.0 <= self.min_auc <= 1.0:
-            raise ConfigError(f"evaluator.min_auc must be in [0, 1], got {self.min_auc}")
-        if not 0.0 <= self.max_auc_drop <= 1.0:
-            raise ConfigError(f"evaluator.max_auc_drop must be in [0, 1], got {self.max_auc_drop}")
-
-
-@dataclass(frozen=True)
-class ComponentResources:
-    """CPU, memory and accelerators of one component's pod on Kubeflow.
-
-    0 leaves a value unset (the cluster's defaults apply).
-
-    Attributes:
-        cpu_request: CPUs requested.
-        cpu_limit: CPU limit.
-        memory_request_gb: Memory requested, GB (10^9 bytes, as KFP counts).
-        memory_limit_gb: Memory limit, GB.
-        accelerator_count: Accelerators (GPUs) per pod.
-        accelerator_type: Kubernetes resource name of the accelerator, e.g.
-            nvidia.com/gpu.
-    """
-
-    cpu_request: float = 0.0
-    cpu_limit: float = 0.0
-    memory_request_gb: float = 0.0
-    memory_limit_gb: float = 0.0
-    accelerator_count: int = 0
-    accelerator_type: str = "nvidia.com/gpu"
-
-    def check(self, where: str) -> None:
-        for name in ("cpu_request", "cpu_limit", "memory_request_gb", "memory_limit_gb"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{where}.{name} must be >= 0, got {getattr(self, name)}")
-        for request_name, limit_name in (
-            ("cpu_request", "cpu_limit"),
-            ("memory_request_gb", "memory_limit_gb"),
-        ):
-            request, limit = getattr(self, request_name), getattr(self, limit_name)
-            if request and limit and request > limit:
-                raise ConfigError(
-                    f"{where}.{request_name}={request} exceeds {where}.{limit_name}={limit}"
-                )
-        if self.accelerator_count < 0:
-            raise ConfigError(f"{where}.accelerator_count must be >= 0")
-        if self.accelerator_count and not self.accelerator_type:
-            raise ConfigError(f"{where}.accelerator_type must name a resource, e.g. nvidia.com/gpu")
+        if not 0.0 <= self.min_value <= 1.0:
+            raise ConfigError(f"evaluator.min_value must be in [0, 1], got {self.min_value}")
+        if not 0.0 <= self.max_drop <= 1.0:
+            raise ConfigError(f"evaluator.max_drop must be in [0, 1], got {self.max_drop}")
 
 
 @dataclass(frozen=True)
@@ -269,106 +269,6 @@ class ResourcesConfig:
             getattr(self, f.name).check(f"kubeflow.resources.{f.name}")
 
 
-LAUNCHERS = ("local", "indexed_job", "tfjob")
-
-
-@dataclass(frozen=True)
-class TrainerKubernetesConfig:
-    """Worker pods of the `indexed_job` and `tfjob` launchers.
-
-    Attributes:
-        image: Worker image with tag; empty: the Trainer step pod's own.
-        namespace: Namespace of the workers; empty: the Trainer step pod's.
-        service_account: Service account of the workers; empty: the Trainer
-            step pod's.
-        port: Port of TensorFlow's collective gRPC server in each pod.
-        resources: CPU, memory and GPUs/TPU chips per worker.
-        node_selector: Node labels per worker, e.g. a GPU or TPU node pool's.
-    """
-
-    image: str = ""
-    namespace: str = ""
-    service_account: str = ""
-    port: int = 2222
-    resources: ComponentResources = field(default_factory=ComponentResources)
-    node_selector: dict[str, str] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"trainer.kubernetes.port must be in 1..65535, got {self.port}")
-        self.resources.check("trainer.kubernetes.resources")
-
-
-@dataclass(frozen=True)
-class TrainerConfig:
-    """Training.
-
-    Attributes:
-        train_steps: Training steps (batches).
-        eval_steps: Validation steps after training.
-        workers: Data-parallel workers (MultiWorkerMirroredStrategy over
-            TF_CONFIG); 1 trains in the Trainer's own process.
-        launcher: What starts the workers: `local` (processes on the
-            Trainer's host), `indexed_job` (a Kubernetes Indexed Job and a
-            headless Service) or `tfjob` (a Kubeflow Training Operator TFJob).
-        max_restarts: Restarts of a failed group of workers; each resumes
-            from the BackupAndRestore checkpoint.
-        batch_size: Examples per replica per step; the global batch is this
-            times the replicas (workers x devices). `train_steps` counts
-            global steps.
-        learning_rate: Adam learning rate.
-        hidden_units: Deep tower widths.
-        embedding_dim: Categorical embedding width.
-        seed: Seed for init and shuffling.
-        mixed_precision: float16 compute on GPU, bfloat16 on TPU and CPU.
-        jit_compile: Compile the train step with XLA.
-        tpu: TPU for TPUStrategy (TPUClusterResolver name; `local` on a TPU
-            VM or a GKE TPU node); empty for none.
-        kubernetes: Worker pods of the Kubernetes launchers.
-    """
-
-    train_steps: int = 1000
-    eval_steps: int = 100
-    workers: int = 1
-    launcher: str = "local"
-    max_restarts: int = 2
-    batch_size: int = 128
-    learning_rate: float = 0.001
-    hidden_units: tuple[int, ...] = (64, 32)
-    embedding_dim: int = 8
-    seed: int = 42
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    tpu: str = ""
-    kubernetes: TrainerKubernetesConfig = field(default_factory=TrainerKubernetesConfig)
-
-    def validate(self) -> None:
-        for name in ("train_steps", "eval_steps", "batch_size", "embedding_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
-        if self.workers < 1:
-            raise ConfigError(f"trainer.workers must be >= 1, got {self.workers}")
-        if self.launcher not in LAUNCHERS:
-            raise ConfigError(
-                f"trainer.launcher must be one of {', '.join(LAUNCHERS)}, got {self.launcher!r}"
-            )
-        if self.max_restarts < 0:
-            raise ConfigError(f"trainer.max_restarts must be >= 0, got {self.max_restarts}")
-        if self.tpu and self.workers > 1:
-            raise ConfigError(
-                f"trainer.tpu={self.tpu!r} with trainer.workers={self.workers}: a TPU slice "
-                "trains as one worker; size it with its topology "
-                "(trainer.kubernetes.node_selector), keep workers at 1"
-            )
-        self.kubernetes.validate()
-        if not self.learning_rate > 0:
-            raise ConfigError(f"trainer.learning_rate must be > 0, got {self.learning_rate}")
-        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
-            raise ConfigError(
-                f"trainer.hidden_units must be positive ints, got {self.hidden_units}"
-            )
-
-
 @dataclass(frozen=True)
 class KubeflowConfig:
     """Compiling for, and submitting to, Kubeflow Pipelines.
@@ -382,16 +282,17 @@ class KubeflowConfig:
             KFP_NAMESPACE variable overrides it.
         token_env: Variable holding a bearer token; when unset, the in-cluster
             service account token is used if present.
-        experiment: Experiment that `submit` and `schedule` file runs under.
+        experiment: Experiment that `submit` and `schedule` file runs under;
+            empty: the pipeline name.
         resources: Per-component CPU, memory and accelerators.
     """
 
-    image: str = "ghcr.io/example/taxi-mlops"
+    image: str = "ghcr.io/example/mlops-pipeline"
     image_tag: str = ""
     endpoint: str = ""
     namespace: str = "kubeflow"
     token_env: str = "KFP_TOKEN"
-    experiment: str = "taxi"
+    experiment: str = ""
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
     def validate(self) -> None:
@@ -402,21 +303,25 @@ class KubeflowConfig:
             )
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"kubeflow.endpoint must be an http(s) URL, got {self.endpoint!r}")
-        if not self.experiment:
-            raise ConfigError("kubeflow.experiment must not be empty")
         self.resources.validate()
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything a run needs; see the section classes for each key."""
+    """Everything a run needs; see the section classes for each key.
+
+    `model` is the workload (components/workload.py) and `trainer` the
+    trainer settings (components/training/settings.py): the components read
+    those two sections back from their parameters, so they are defined there.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    model: Workload = field(default_factory=Workload)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
 
@@ -425,77 +330,21 @@ class PipelineConfig:
         """`<registry.uri>/<model_name>`: the folder TF Serving watches."""
         return f"{self.registry.uri.rstrip('/')}/{self.registry.model_name}"
 
+    def validate(self) -> None:
+        """Checks every section, then what spans sections."""
+        for section in dataclasses.fields(self):
+            getattr(self, section.name).validate()
+        allowed = contracts.GATE_METRICS[self.model.task]
+        if self.evaluator.metric not in allowed:
+            raise ConfigError(
+                f"evaluator.metric={self.evaluator.metric!r} does not suit a "
+                f"{self.model.task} label (model.label.task); one of {', '.join(allowed)}"
+            )
+
 
 def valid_keys(cls: type = PipelineConfig, prefix: str = "") -> list[str]:
     """All dotted keys a config may set, e.g. `trainer.train_steps`."""
-    keys: list[str] = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            keys.extend(valid_keys(hint, f"{prefix}{f.name}."))  # type: ignore[arg-type]
-        else:
-            keys.append(f"{prefix}{f.name}")
-    return keys
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Checks `value` against the field type `hint`; returns it typed."""
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        raise ConfigError(f"{key}: union types are not supported in config")  # pragma: no cover
-    if origin is tuple:
-        (item_type, _ellipsis) = typing.get_args(hint)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r} ({type(value).__name__})")
-        return tuple(_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value))
-    if origin is dict:
-        key_type, item_type = typing.get_args(hint)
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r} ({type(value).__name__})")
-        return {
-            _coerce(f"{key} (a key)", k, key_type): _coerce(f"{key}.{k}", v, item_type)
-            for k, v in value.items()
-        }
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r} ({type(value).__name__})")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r} ({type(value).__name__})")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r} ({type(value).__name__})")
-        return value
-    raise ConfigError(f"{key}: unsupported field type {hint!r}")  # pragma: no cover
-
-
-def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        where = prefix.rstrip(".") or "the top level"
-        raise ConfigError(
-            f"unknown key(s) {', '.join(prefix + str(k) for k in unknown)} at {where}; "
-            f"valid keys: {', '.join(valid_keys(cls, prefix))}"
-        )
-    kwargs = {}
-    for name, value in values.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value or {}, f"{prefix}{name}.")  # type: ignore[arg-type]
-        else:
-            kwargs[name] = _coerce(prefix + name, value, hint)
-    return cls(**kwargs)
+    return _valid_keys(cls, prefix)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -519,31 +368,115 @@ def _apply_override(tree: dict[str, Any], key: str, value: Any) -> None:
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})
+        if child is None:
+            child = node[part] = {}
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
         node = child
     node[parts[-1]] = value
 
 
-def _absolute(path: str, base: Path) -> str:
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML file's sections, with what it `extends` merged underneath."""
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise ConfigError(f"{path}: `extends` goes round in a circle: {chain}")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
+    parent = tree.pop(EXTENDS, None)
+    if parent is None:
+        return tree
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"{path}: `extends` must name a YAML file, got {parent!r}")
+    base = _read_tree(path.parent / parent, (*seen, path.resolve()))
+    return _merge(base, tree)
+
+
+def _unalias(tree: dict[str, Any], where: str) -> list[str]:
+    """Renames the old spellings of keys in place; returns the old keys it found."""
+    found = []
+    for old, new in ALIASES.items():
+        section, old_name = old.split(".")
+        new_name = new.split(".")[1]
+        values = tree.get(section)
+        if isinstance(values, dict) and old_name in values:
+            if new_name in values:
+                raise ConfigError(f"{where}: set {new} or {old} (its old name), not both")
+            values[new_name] = values.pop(old_name)
+            found.append(old)
+    return found
+
+
+def _check_override_key(key: str) -> None:
+    try:
+        key_type(PipelineConfig, key)
+    except KeyError:
+        raise ConfigError(
+            f"--set {key}: unknown key; valid keys: {', '.join(valid_keys())}"
+        ) from None
+
+
+def _absolute(path: str, base: Path, key: str) -> str:
+    if path.startswith(PACKAGE_SCHEME):
+        return package_path(path, key)
     if not path or _is_remote(path) or os.path.isabs(path):
         return path
     return str((base / path).resolve())
 
 
-def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
-    """Makes local paths absolute (TFX artifact URIs must be) and fills defaults."""
+def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
+    """Makes local paths absolute (TFX artifact URIs must be) and fills derived defaults."""
     data = dataclasses.replace(
         config.data,
-        root=_absolute(config.data.root, base) or default_data_root(),
-        schema_file=_absolute(config.data.schema_file, base) or default_schema_file(),
+        root=_absolute(config.data.root, base, "data.root"),
+        schema_file=_absolute(config.data.schema_file, base, "data.schema_file"),
     )
-    run = dataclasses.replace(config.run, pipeline_root=_absolute(config.run.pipeline_root, base))
+    run = dataclasses.replace(
+        config.run, pipeline_root=_absolute(config.run.pipeline_root, base, "run.pipeline_root")
+    )
     metadata = dataclasses.replace(
-        config.metadata, sqlite_path=_absolute(config.metadata.sqlite_path, base)
+        config.metadata,
+        sqlite_path=_absolute(config.metadata.sqlite_path, base, "metadata.sqlite_path"),
     )
-    registry = dataclasses.replace(config.registry, uri=_absolute(config.registry.uri, base))
-    return dataclasses.replace(config, data=data, run=run, metadata=metadata, registry=registry)
+    registry = dataclasses.replace(
+        config.registry,
+        uri=_absolute(config.registry.uri, base, "registry.uri"),
+        model_name=config.registry.model_name or config.run.pipeline_name,
+    )
+    evaluator = dataclasses.replace(
+        config.evaluator,
+        metric=config.evaluator.metric or contracts.GATE_METRICS.get(config.model.task, ("",))[0],
+    )
+    kubeflow = dataclasses.replace(
+        config.kubeflow, experiment=config.kubeflow.experiment or config.run.pipeline_name
+    )
+    return dataclasses.replace(
+        config,
+        data=data,
+        run=run,
+        metadata=metadata,
+        registry=registry,
+        evaluator=evaluator,
+        kubeflow=kubeflow,
+    )
 
 
 def load_config(
@@ -564,43 +497,39 @@ def load_config(
 
     Raises:
         ConfigError: The file is missing or malformed, a key is unknown, or a
-            value has the wrong type or range.
+            value has the wrong type or range; the message names the file or
+            `--set` as the source.
     """
     config_path = Path(path) if path is not None else DEFAULT_CONFIG
+    tree = _read_tree(config_path)
+    aliased = _unalias(tree, str(config_path))
     try:
-        text = config_path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {config_path}: {e.strerror}") from e
-    try:
-        tree = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{config_path} is not valid YAML: {e}") from e
-    if not isinstance(tree, dict):
-        raise ConfigError(
-            f"{config_path}: expected a mapping of sections, got {type(tree).__name__}"
-        )
-    for override in overrides:
-        key, value = parse_override(override)
-        if key not in valid_keys():
-            raise ConfigError(f"--set {key}: unknown key; valid keys: {', '.join(valid_keys())}")
-        _apply_override(tree, key, value)
-    try:
-        config: PipelineConfig = _build(PipelineConfig, tree, "")
+        config: PipelineConfig = build(PipelineConfig, tree, "")
     except ConfigError as e:
         raise ConfigError(f"{config_path}: {e}") from None
-    for section in dataclasses.fields(config):
-        getattr(config, section.name).validate()
-    return _resolve_paths(config, Path(base_dir) if base_dir is not None else Path.cwd())
+    for override in overrides:
+        key, value = parse_override(override)
+        if key in ALIASES:
+            aliased.append(key)
+            key = ALIASES[key]
+        _check_override_key(key)
+        _apply_override(tree, key, value)
+        try:
+            config = build(PipelineConfig, tree, "")
+        except ConfigError as e:
+            raise ConfigError(f"--set {override}: {e}") from None
+    resolved = _resolve(config, Path(base_dir) if base_dir is not None else Path.cwd())
+    resolved.validate()
+    if aliased and resolved.evaluator.metric != "auc":
+        raise ConfigError(
+            f"{', '.join(sorted(set(aliased)))}: the AUC thresholds' old names apply to "
+            f"evaluator.metric auc; this workload gates on {resolved.evaluator.metric}: set "
+            "evaluator.min_value and evaluator.max_drop"
+        )
+    return resolved
 
 
 def to_dict(config: PipelineConfig) -> dict[str, Any]:
     """The configuration as plain YAML-able data (tuples become lists)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return {section: plain(values) for section, values in dataclasses.asdict(config).items()}
+    result: dict[str, Any] = to_plain(config)
+    return result

@@ -15,60 +15,64 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components import contracts, model_package
 from components.baseline.component import BaselineLookup
+from components.contracts import (
+    ANOMALIES_GATE,
+    BASELINE_LOOKUP,
+    EVALUATOR,
+    EXAMPLE_GEN,
+    EXAMPLE_VALIDATOR,
+    NODE_IDS,
+    PUSHER,
+    SCHEMA_IMPORTER,
+    STATISTICS_GEN,
+    TRAINER,
+    TRANSFORM,
+)
+from components.errors import ConfigError
 from components.evaluator.component import Evaluator
+from components.evaluator.eval_config import EvalSpec
 from components.gate.component import AnomaliesGate
 from components.pusher.component import RegistryPusher
 from components.schema_importer.component import SchemaImporter, parse_schema
 from components.trainer.component import Trainer
-from components.trainer.launch import KubernetesWorkers, LaunchConfig
+from components.training import run as training_run
+from components.workload import check_against_schema, schema_dtypes, serving_columns
 from pipeline.config import PipelineConfig
 
-PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
-RUN_FN = "components.train.run_fn"
+RUN_FN = "components.training.run.run_fn"
 
-# Node ids, stable across versions: ML Metadata contexts, caching and the
-# compiled Kubeflow tasks are keyed by them.
-EXAMPLE_GEN = "example_gen"
-STATISTICS_GEN = "statistics_gen"
-SCHEMA_IMPORTER = "schema_importer"
-EXAMPLE_VALIDATOR = "example_validator"
-ANOMALIES_GATE = "anomalies_gate"
-TRANSFORM = "transform"
-TRAINER = "trainer"
-BASELINE_LOOKUP = "baseline_lookup"
-EVALUATOR = "evaluator"
-PUSHER = "pusher"
-
-NODE_IDS = (
-    EXAMPLE_GEN,
-    SCHEMA_IMPORTER,
-    STATISTICS_GEN,
-    EXAMPLE_VALIDATOR,
-    ANOMALIES_GATE,
-    TRANSFORM,
-    TRAINER,
-    BASELINE_LOOKUP,
-    EVALUATOR,
-    PUSHER,
-)
-
+__all__ = [
+    "ANOMALIES_GATE",
+    "BASELINE_LOOKUP",
+    "EVALUATOR",
+    "EXAMPLE_GEN",
+    "EXAMPLE_VALIDATOR",
+    "NODE_IDS",
+    "PUSHER",
+    "SCHEMA_IMPORTER",
+    "STATISTICS_GEN",
+    "TRAINER",
+    "TRANSFORM",
+    "create_pipeline",
+]
 
 # What each run may set without recompiling (Kubeflow runtime parameters),
 # with the config key that gives the compiled default.
 DATA_ROOT = "data_root"
-TRAIN_STEPS = "train_steps"
-EVAL_STEPS = "eval_steps"
-MIN_AUC = "min_auc"
-MAX_AUC_DROP = "max_auc_drop"
+TRAIN_STEPS = contracts.TRAIN_STEPS
+EVAL_STEPS = contracts.EVAL_STEPS
+MIN_VALUE = contracts.MIN_VALUE
+MAX_DROP = contracts.MAX_DROP
 # Kubeflow's driver replaces a parameter that is exactly this with the run's id.
 KFP_RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 RUNTIME_PARAMETERS = {
     DATA_ROOT: "data.root",
     TRAIN_STEPS: "trainer.train_steps",
     EVAL_STEPS: "trainer.eval_steps",
-    MIN_AUC: "evaluator.min_auc",
-    MAX_AUC_DROP: "evaluator.max_auc_drop",
+    MIN_VALUE: "evaluator.min_value",
+    MAX_DROP: "evaluator.max_drop",
 }
 
 
@@ -100,41 +104,30 @@ def read_schema_text(path: str) -> str:
     """Reads and checks the curated schema; the pipeline embeds its text.
 
     Raises:
-        ValueError: The file is missing or is not a valid Schema proto.
+        ConfigError: The file is missing or is not a valid Schema proto.
     """
     try:
         text = Path(path).read_text()
     except OSError as e:
-        raise ValueError(
+        raise ConfigError(
             f"cannot read the curated schema data.schema_file={path}: {e.strerror}"
         ) from e
-    parse_schema(text, source=f"data.schema_file={path}")
+    try:
+        parse_schema(text, source=f"data.schema_file={path}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return text
 
 
-def launch_config(config: PipelineConfig) -> LaunchConfig:
-    """Where the Trainer runs its workers: `trainer.workers/launcher/...` of the config."""
-    trainer = config.trainer
-    pods = trainer.kubernetes
-    return LaunchConfig(
-        workers=trainer.workers,
-        launcher=trainer.launcher,
-        max_restarts=trainer.max_restarts,
-        tpu=trainer.tpu,
-        kubernetes=KubernetesWorkers(
-            image=pods.image,
-            namespace=pods.namespace,
-            service_account=pods.service_account,
-            port=pods.port,
-            cpu_request=pods.resources.cpu_request,
-            cpu_limit=pods.resources.cpu_limit,
-            memory_request_gb=pods.resources.memory_request_gb,
-            memory_limit_gb=pods.resources.memory_limit_gb,
-            accelerator_count=pods.resources.accelerator_count,
-            accelerator_type=pods.resources.accelerator_type,
-            node_selector=dict(pods.node_selector),
-        ),
-    )
+def serving_columns_json(config: PipelineConfig, schema_text: str) -> str:
+    """The serving_raw inputs (name, type, fill) as JSON, checked against the schema.
+
+    Raises:
+        ConfigError: A configured column is not in the schema or does not suit its type.
+    """
+    dtypes = schema_dtypes(parse_schema(schema_text))
+    check_against_schema(config.model, dtypes)
+    return json.dumps([asdict(c) for c in serving_columns(config.model, dtypes)])
 
 
 def make_example_gen(
@@ -149,6 +142,10 @@ def make_example_gen(
     )
     return tfx.components.CsvExampleGen(
         input_base=config.data.root if input_base is None else input_base,
+        # CSV files only: a README or a notes file beside them is not data.
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=contracts.CSV_PATTERN)]
+        ),
         output_config=tfx.proto.Output(split_config=split),
     ).with_id(EXAMPLE_GEN)
 
@@ -175,27 +172,31 @@ def create_pipeline(
     params = _parameters(config, runtime_parameters)
     example_gen = make_example_gen(config, params[DATA_ROOT])
 
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
-        STATISTICS_GEN
-    )
+    schema_text = read_schema_text(config.data.schema_file)
+    columns = serving_columns_json(config, schema_text)
+    schema_importer = SchemaImporter(schema_text=schema_text).with_id(SCHEMA_IMPORTER)
 
-    schema_importer = SchemaImporter(schema_text=read_schema_text(config.data.schema_file)).with_id(
-        SCHEMA_IMPORTER
-    )
+    # With the schema, StatisticsGen counts the values of integer columns the
+    # schema calls categorical (an integer label's classes among them).
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_importer.outputs["schema"]
+    ).with_id(STATISTICS_GEN)
 
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"],
     ).with_id(EXAMPLE_VALIDATOR)
 
-    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"]).with_id(
-        ANOMALIES_GATE
-    )
+    anomalies_gate = AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"],
+        label_columns=",".join(config.model.label.columns),
+    ).with_id(ANOMALIES_GATE)
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_importer.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN,
+        preprocessing_fn=model_package.preprocessing_fn_path(config.model),
+        custom_config=model_package.custom_config(config.model),
     ).with_id(TRANSFORM)
     # The gate has no output Transform consumes; this edge is what keeps
     # anything from being transformed, trained or pushed after an anomaly.
@@ -208,17 +209,7 @@ def create_pipeline(
         schema=schema_importer.outputs["schema"],
         train_steps=params[TRAIN_STEPS],
         eval_steps=params[EVAL_STEPS],
-        custom_config={
-            "batch_size": config.trainer.batch_size,
-            "learning_rate": config.trainer.learning_rate,
-            "hidden_units": list(config.trainer.hidden_units),
-            "embedding_dim": config.trainer.embedding_dim,
-            "seed": config.trainer.seed,
-            "mixed_precision": config.trainer.mixed_precision,
-            "jit_compile": config.trainer.jit_compile,
-            "tpu": config.trainer.tpu,
-        },
-        launch=launch_config(config),
+        custom_config=training_run.custom_config(config.model, config.trainer),
     ).with_id(TRAINER)
 
     baseline_lookup = BaselineLookup(
@@ -231,8 +222,11 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_lookup.outputs["baseline"],
-        min_auc=params[MIN_AUC],
-        max_auc_drop=params[MAX_AUC_DROP],
+        eval_spec=EvalSpec(
+            config.model.task, config.evaluator.metric, config.model.slice_by
+        ).to_json(),
+        min_value=params[MIN_VALUE],
+        max_drop=params[MAX_DROP],
     ).with_id(EVALUATOR)
 
     pusher = RegistryPusher(
@@ -248,8 +242,10 @@ def create_pipeline(
         # Empty: the local runner hands the run id to the executor itself.
         pipeline_run_id=KFP_RUN_ID_PLACEHOLDER if runtime_parameters else "",
         data_root=params[DATA_ROOT],
-        min_auc=params[MIN_AUC],
-        max_auc_drop=params[MAX_AUC_DROP],
+        metric=config.evaluator.metric,
+        min_value=params[MIN_VALUE],
+        max_drop=params[MAX_DROP],
+        serving_columns=columns,
         metadata_connection=metadata_spec_json(config),
     ).with_id(PUSHER)
 

@@ -11,9 +11,13 @@ import os
 import warnings
 
 
-def quiet_tensorflow() -> None:
-    """Silences TensorFlow's C++ start-up chatter; call before importing it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def quiet_warnings() -> None:
+    """Keeps the libraries' deprecation and future warnings off the console.
+
+    TFX, TFMA and Beam warn about their own dependencies on every import;
+    none of it is the user's to act on. TensorFlow's C++ logs are silenced
+    separately, through the environment (`components.environment.prepare`).
+    """
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning)

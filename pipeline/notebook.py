@@ -13,9 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PipelineConfig, load_config
-
-CONFIG_ENV = "PIPELINE_CONFIG"
+from pipeline.config import CONFIG_ENV, PipelineConfig, load_config
 
 
 def notebook_config(cwd: Path | None = None) -> PipelineConfig:
@@ -29,9 +27,10 @@ def metadata_store(config: PipelineConfig) -> Any:
     """The configured ML Metadata store, read-only for SQLite.
 
     Raises:
-        FileNotFoundError: The SQLite store does not exist yet (run `make run`).
+        components.mlmd.StoreNotFoundError: The SQLite store does not exist yet
+            (run `make run`); a FileNotFoundError.
     """
-    from pipeline.mlmd_queries import open_for_reading
+    from components.mlmd import open_for_reading
 
     return open_for_reading(config.metadata)
 
@@ -42,7 +41,7 @@ def latest_outputs(config: PipelineConfig, node_id: str) -> dict[str, list[Any]]
     Raises:
         LookupError: The node never ran in this store.
     """
-    from pipeline.mlmd_queries import latest_execution, output_artifacts
+    from components.mlmd import latest_execution, output_artifacts
 
     store = metadata_store(config)
     execution = latest_execution(store, config.run.pipeline_name, node_id)

@@ -3,7 +3,9 @@
 TFX's LocalDagRunner has no callback API. It runs each node through
 `Launcher.launch()`, so for the duration of a run that method is wrapped to
 report the start and end of every node; ML Metadata then says whether the
-node executed or reused cached outputs. (Listening to the runner's
+node executed or reused cached outputs. It is read for the launched run
+alone: another run of the pipeline on the same store, at the same time,
+records executions of the same nodes. (Listening to the runner's
 "Component X is finished." log records was tried first: under pytest the
 records stopped arriving once Transform had run; the wrapper does not depend
 on how logging is configured.)
@@ -16,12 +18,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml_metadata import metadata_store
-from tfx.orchestration.portable import launcher as tfx_launcher
 
-from pipeline import mlmd_queries
+from components import mlmd, private_apis
+
+if TYPE_CHECKING:
+    from tfx.proto.orchestration import pipeline_pb2
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,25 @@ class NodeResult:
     execution_id: int
 
 
+def run_id_of(node: pipeline_pb2.PipelineNode) -> str:
+    """The run a launched node belongs to: the name of its `pipeline_run` context.
+
+    The runner resolves the name (its run id) in the node's IR before it
+    launches the node.
+
+    Raises:
+        ValueError: The node has no resolved run context (an ASYNC pipeline,
+            which has no runs, or IR no runner has resolved).
+    """
+    for context in node.contexts.contexts:
+        if context.type.name == mlmd.TFX_RUN_CONTEXT_TYPE and context.name.field_value.string_value:
+            return str(context.name.field_value.string_value)
+    raise ValueError(
+        f"node {node.node_info.id} has no resolved {mlmd.TFX_RUN_CONTEXT_TYPE} context; "
+        "progress is tracked for SYNC pipeline runs only"
+    )
+
+
 class ProgressTracker:
     """Collects NodeResults while a LocalDagRunner runs, reporting each one.
 
@@ -48,6 +71,12 @@ class ProgressTracker:
         store: The run's ML Metadata store.
         pipeline_name: The run's pipeline.
         report: Called with each NodeResult as its node finishes.
+
+    Attributes:
+        results: The NodeResults so far, in the order the nodes finished.
+        running: The node being run, if any.
+        run_id: The run of the last node launched (None before the first):
+            the name of the run's `pipeline_run` context in ML Metadata.
     """
 
     def __init__(
@@ -62,17 +91,19 @@ class ProgressTracker:
         self._started: dict[str, float] = {}
         self.results: list[NodeResult] = []
         self.running: str | None = None
+        self.run_id: str | None = None
 
-    def _start(self, node_id: str) -> None:
+    def _start(self, node_id: str, run_id: str) -> None:
         self.running = node_id
+        self.run_id = run_id
         self._started[node_id] = time.monotonic()
 
-    def _finish(self, node_id: str) -> None:
+    def _finish(self, node_id: str, run_id: str) -> None:
         seconds = time.monotonic() - self._started.get(node_id, time.monotonic())
-        execution = mlmd_queries.latest_execution(self._store, self._pipeline_name, node_id)
+        execution = mlmd.execution_of_node_in_run(self._store, self._pipeline_name, run_id, node_id)
         result = NodeResult(
             node_id=node_id,
-            state=mlmd_queries.state_name(execution) if execution else "UNKNOWN",
+            state=mlmd.state_name(execution) if execution else "UNKNOWN",
             seconds=seconds,
             execution_id=execution.id if execution else 0,
         )
@@ -83,19 +114,21 @@ class ProgressTracker:
     @contextmanager
     def attached(self) -> Iterator[ProgressTracker]:
         """Reports every node the LocalDagRunner launches inside the block."""
-        original = tfx_launcher.Launcher.launch
+        launcher_class = private_apis.launcher_class()
+        original = launcher_class.launch
         tracker = self
 
         @functools.wraps(original)
         def launch(launcher: Any) -> Any:
-            node_id = launcher._pipeline_node.node_info.id
-            tracker._start(node_id)
+            node = private_apis.launched_node(launcher)
+            node_id, run_id = node.node_info.id, run_id_of(node)
+            tracker._start(node_id, run_id)
             result = original(launcher)
-            tracker._finish(node_id)
+            tracker._finish(node_id, run_id)
             return result
 
-        tfx_launcher.Launcher.launch = launch
+        launcher_class.launch = launch
         try:
             yield self
         finally:
-            tfx_launcher.Launcher.launch = original
+            launcher_class.launch = original

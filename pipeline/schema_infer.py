@@ -14,7 +14,7 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
-from pipeline import mlmd_queries
+from components import contracts, mlmd
 from pipeline.config import PipelineConfig
 from pipeline.definition import STATISTICS_GEN, make_example_gen
 from pipeline.runners.local import local_connection_config
@@ -54,10 +54,10 @@ def infer_schema(config: PipelineConfig, output: str) -> str:
         )
     )
     store = metadata_store.MetadataStore(connection)
-    execution = mlmd_queries.latest_execution(store, name, SCHEMA_GEN)
+    execution = mlmd.latest_execution(store, name, SCHEMA_GEN)
     if execution is None:
         raise RuntimeError(f"SchemaGen left no execution in ML Metadata for pipeline {name}")
-    schema_dir = mlmd_queries.output_artifacts(store, execution.id)["schema"][0].uri
+    schema_dir = mlmd.output_artifacts(store, execution.id)[contracts.SCHEMA][0].uri
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     tf.io.gfile.copy(os.path.join(schema_dir, "schema.pbtxt"), output, overwrite=True)
     return output

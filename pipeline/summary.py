@@ -8,11 +8,9 @@ import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.baseline.component import FOUND, MODEL_ID
-from components.evaluator.metrics import overall_metrics
-from pipeline import definition
+from components import contracts, mlmd
+from components.evaluator.metrics import overall_metrics, per_class_recall
 from pipeline.config import EvaluatorConfig
-from pipeline.mlmd_queries import output_artifacts
 from pipeline.progress import NodeResult
 
 
@@ -29,6 +27,7 @@ class RunSummary:
         baseline_model_id: ML Metadata id of the baseline model, if any.
         pushed_uri: Registry folder of the pushed version, if pushed.
         evaluation_uri: The Evaluator's output folder.
+        class_recall: Multiclass: the recall of each class, by class name.
     """
 
     nodes: list[NodeResult]
@@ -39,6 +38,7 @@ class RunSummary:
     baseline_model_id: int | None = None
     pushed_uri: str | None = None
     evaluation_uri: str | None = None
+    class_recall: dict[str, float] = field(default_factory=dict)
 
 
 def _describe_failure(failure: tfma.proto.validation_result_pb2.ValidationFailure) -> str:
@@ -75,13 +75,13 @@ def blessing_reasons(
             for f in per_slice.failures
         ]
         return failures or [f"validation not ok: {result}"]
-    auc = metrics.get("auc", float("nan"))
-    reasons = [f"auc {auc:.4f} >= {thresholds.min_auc:.4f} (evaluator.min_auc)"]
-    if "auc" in baseline:
+    name = thresholds.metric
+    value = metrics.get(name, float("nan"))
+    reasons = [f"{name} {value:.4f} >= {thresholds.min_value:.4f} (evaluator.min_value)"]
+    if name in baseline:
         reasons.append(
-            f"auc changed by {auc - baseline['auc']:+.4f} against the baseline's "
-            f"{baseline['auc']:.4f}, within -{thresholds.max_auc_drop:.4f} "
-            "(evaluator.max_auc_drop)"
+            f"{name} changed by {value - baseline[name]:+.4f} against the baseline's "
+            f"{baseline[name]:.4f}, within -{thresholds.max_drop:.4f} (evaluator.max_drop)"
         )
     else:
         reasons.append("no earlier blessed model: judged on the value thresholds alone")
@@ -93,8 +93,18 @@ def _outputs(
 ) -> dict[str, list[metadata_store_pb2.Artifact]]:
     for node in nodes:
         if node.node_id == node_id and node.execution_id:
-            return output_artifacts(store, node.execution_id)
+            return mlmd.output_artifacts(store, node.execution_id)
     return {}
+
+
+def _class_names(outputs: dict[str, list[metadata_store_pb2.Artifact]]) -> list[str]:
+    graphs = outputs.get(contracts.TRANSFORM_GRAPH, [])
+    if not graphs:
+        return []
+    import tensorflow_transform as tft
+
+    vocabulary = tft.TFTransformOutput(graphs[0].uri).vocabulary_by_name(contracts.LABEL_VOCABULARY)
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in vocabulary]
 
 
 def summarize(
@@ -102,17 +112,20 @@ def summarize(
 ) -> RunSummary:
     """Builds the RunSummary of a run from its finished nodes."""
     summary = RunSummary(nodes=list(nodes))
-    lookup = _outputs(store, nodes, definition.BASELINE_LOOKUP).get("baseline", [])
-    if lookup and lookup[0].custom_properties[FOUND].int_value:
+    lookup = _outputs(store, nodes, contracts.BASELINE_LOOKUP).get(contracts.BASELINE, [])
+    if lookup and mlmd.property_value(lookup[0], contracts.BASELINE_FOUND):
         summary = replace(
-            summary, baseline_model_id=lookup[0].custom_properties[MODEL_ID].int_value
+            summary,
+            baseline_model_id=int(str(mlmd.property_value(lookup[0], contracts.BASELINE_MODEL_ID))),
         )
 
-    evaluator = _outputs(store, nodes, definition.EVALUATOR)
-    if evaluator.get("evaluation") and evaluator.get("blessing"):
-        evaluation_uri = evaluator["evaluation"][0].uri
-        blessed = evaluator["blessing"][0].custom_properties["blessed"].int_value == 1
+    evaluator = _outputs(store, nodes, contracts.EVALUATOR)
+    if evaluator.get(contracts.EVALUATION) and evaluator.get(contracts.BLESSING):
+        evaluation_uri = evaluator[contracts.EVALUATION][0].uri
+        blessed = mlmd.is_blessed(evaluator[contracts.BLESSING][0])
         metrics, baseline = overall_metrics(evaluation_uri)
+        recall = per_class_recall(evaluation_uri)
+        names = _class_names(_outputs(store, nodes, contracts.TRANSFORM)) if recall else []
         summary = replace(
             summary,
             metrics=metrics,
@@ -120,11 +133,15 @@ def summarize(
             blessed=blessed,
             reasons=blessing_reasons(evaluation_uri, metrics, baseline, blessed, thresholds),
             evaluation_uri=evaluation_uri,
+            class_recall={
+                names[i] if 0 <= i < len(names) else f"class {i}": r for i, r in recall.items()
+            },
         )
 
-    pushed = _outputs(store, nodes, definition.PUSHER).get("pushed_model", [])
-    if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
+    pushed = _outputs(store, nodes, contracts.PUSHER).get(contracts.PUSHED_MODEL, [])
+    if pushed and mlmd.is_pushed(pushed[0]):
         summary = replace(
-            summary, pushed_uri=pushed[0].custom_properties["pushed_destination"].string_value
+            summary,
+            pushed_uri=str(mlmd.property_value(pushed[0], contracts.PUSHED_DESTINATION)),
         )
     return summary

@@ -13,10 +13,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest
 
-from pipeline.config import default_data_root, default_schema_file
+from pipeline.config import DEFAULT_CONFIG, load_config, package_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TAXI_CSV = Path(default_data_root()) / "data.csv"
+TAXI_CSV = Path(package_path("pkg://tfx/examples/chicago_taxi_pipeline/data/simple")) / "data.csv"
+IMDB_TXT = Path(package_path("pkg://tfx/examples/imdb/data/imdb_small_with_labels.txt"))
+PENGUINS_CSV = Path(package_path("pkg://palmerpenguins/data/penguins.csv"))
+
+
+def taxi_config():  # type: ignore[no-untyped-def]
+    """The embedded default configuration (the taxi workload)."""
+    return load_config(DEFAULT_CONFIG)
+
+
+def taxi_schema_file() -> str:
+    return taxi_config().data.schema_file
 
 
 def read_csv_rows(path: Path = TAXI_CSV, limit: int | None = None) -> list[dict[str, str]]:
@@ -41,10 +52,10 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> Non
         writer.writerows(rows)
 
 
-def load_schema():  # type: ignore[no-untyped-def]
+def load_schema(path: str | None = None):  # type: ignore[no-untyped-def]
     import tensorflow_data_validation as tfdv
 
-    return tfdv.load_schema_text(default_schema_file())
+    return tfdv.load_schema_text(path or taxi_schema_file())
 
 
 def to_instance(row: dict[str, str], schema) -> dict:  # type: ignore[no-untyped-def]
@@ -71,26 +82,42 @@ def to_instance(row: dict[str, str], schema) -> dict:  # type: ignore[no-untyped
     return instance
 
 
-def run_transform(rows: list[dict[str, str]], output_dir: str) -> list[dict]:
-    """Runs the project's preprocessing_fn with tft_beam.AnalyzeAndTransformDataset.
+def run_transform(
+    rows: list[dict[str, str]],
+    output_dir: str,
+    workload=None,
+    schema=None,  # type: ignore[no-untyped-def]
+) -> list[dict]:
+    """Runs the declarative package's preprocessing_fn with tft_beam.AnalyzeAndTransformDataset.
 
     Writes the transform graph to `output_dir` (a TFTransformOutput folder)
     and returns the transformed instances.
+
+    Args:
+        rows: CSV rows.
+        output_dir: Where the transform graph goes.
+        workload: The `model` section; None for the taxi default's.
+        schema: The curated schema; None for the taxi default's.
     """
+    import functools
+
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
-    from components.preprocessing import preprocessing_fn
+    from components.model_package import custom_config
+    from models.declarative import preprocessing_fn
 
-    schema = load_schema()
+    schema = schema if schema is not None else load_schema()
+    workload = workload if workload is not None else taxi_config().model
     metadata = dataset_metadata.DatasetMetadata(schema)
     instances = [to_instance(r, schema) for r in rows]
+    fn = functools.partial(preprocessing_fn, custom_config=custom_config(workload))
     with tempfile.TemporaryDirectory() as temp_dir, tft_beam.Context(temp_dir=temp_dir):
         (transformed_rows, _), transform_fn = (
             instances,
             metadata,
-        ) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+        ) | tft_beam.AnalyzeAndTransformDataset(fn)
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
     # The Transform component also records the raw schema beside the graph.
     metadata_io.write_metadata(
@@ -140,17 +167,21 @@ def to_tf_example(row: dict[str, str], schema, columns=None) -> bytes:  # type: 
 
 def write_transformed_examples(rows: list[dict], path: str) -> None:
     """Writes transformed instances as GZIP TFRecords of tf.Examples, like Transform."""
+    import numpy as np
     import tensorflow as tf
 
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for row in rows:
             features = {}
             for name, value in row.items():
-                if isinstance(value, float):
-                    features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                values = np.atleast_1d(value)
+                if values.dtype.kind == "f":
+                    features[name] = tf.train.Feature(
+                        float_list=tf.train.FloatList(value=values.tolist())
+                    )
                 else:
                     features[name] = tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=[int(value)])
+                        int64_list=tf.train.Int64List(value=[int(v) for v in values])
                     )
             example = tf.train.Example(features=tf.train.Features(feature=features))
             writer.write(example.SerializeToString())
@@ -165,7 +196,8 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed) -> str:
     """
     from tfx import v1 as tfx
 
-    from components.train import run_fn
+    from components.training.run import custom_config, run_fn
+    from components.training.settings import TrainerSettings
 
     transform_dir, rows = transformed
     work = tmp_path_factory.mktemp("trainer")
@@ -181,7 +213,10 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed) -> str:
             model_run_dir=str(work / "logs"),
             train_steps=20,
             eval_steps=2,
-            custom_config={"batch_size": 16, "hidden_units": [8], "embedding_dim": 4},
+            custom_config=custom_config(
+                taxi_config().model,
+                TrainerSettings(batch_size=16, hidden_units=(8,), embedding_dim=4),
+            ),
         )
     )
     return serving_dir
@@ -199,5 +234,12 @@ def fn_args_under(root: str, model_run_dir: str | None = None):  # type: ignore[
         transform_output=f"{root}/tft",
         serving_model_dir=f"{root}/trainer/model/7/Format-Serving",
         model_run_dir=model_run_dir or f"{root}/trainer/model_run/7",
-        custom_config={"batch_size": 8},
+        custom_config=_small_custom_config(),
     )
+
+
+def _small_custom_config() -> dict:
+    from components.training.run import custom_config
+    from components.training.settings import TrainerSettings
+
+    return custom_config(taxi_config().model, TrainerSettings(batch_size=8))

@@ -467,7 +467,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def write_constant_model(path: str, probability: float) -> str:
+def write_constant_model(path: str, probability: float, columns) -> str:  # type: ignore[no-untyped-def]
     """Saves a stand-in model that answers `probability` for every row.
 
     It has the exported model's `serving_default` and `serving_raw` input
@@ -477,14 +477,21 @@ def write_constant_model(path: str, probability: float) -> str:
     Args:
         path: Directory to save the SavedModel in.
         probability: The answer.
+        columns: The serving columns (components.workload.ServingColumn) of
+            the `serving_raw` signature.
 
     Returns:
         `path`.
     """
-    from components.signatures import OUTPUT_KEY, raw_input_specs
+    from components.contracts import PROBABILITY
+
+    dtypes = {"float": tf.float32, "int": tf.int64, "string": tf.string}
+
+    def raw_input_specs() -> dict[str, tf.TensorSpec]:
+        return {c.name: tf.TensorSpec([None], dtypes[c.dtype], name=c.name) for c in columns}
 
     def answer(batch: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {OUTPUT_KEY: tf.fill(tf.stack([tf.shape(batch)[0], 1]), probability)}
+        return {PROBABILITY: tf.fill(tf.stack([tf.shape(batch)[0], 1]), probability)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -42,7 +42,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from ml_metadata.proto import metadata_store_pb2
 
-from components.metadata_store import connect
+from components.mlmd import connect
 
 PIPELINE_CONTEXT = "system.Pipeline"
 RUN_CONTEXT = "system.PipelineRun"

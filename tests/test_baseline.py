@@ -8,10 +8,10 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 from tfx.types import standard_artifacts
 
-from components.baseline.component import BLESSING_ID, FOUND, MODEL_ID, MODEL_URI
+from components import contracts
 from components.baseline.lookup import Baseline, find_latest_blessed_model
 from components.evaluator.executor import resolve_baseline
-from components.metadata_store import connect, connection_config
+from components.mlmd import connect, connection_config
 
 
 class Store:
@@ -54,8 +54,8 @@ class Store:
             uri=f"/blessing/{model_id}",
             state=metadata_store_pb2.Artifact.LIVE,
         )
-        artifact.custom_properties["blessed"].int_value = int(blessed)
-        artifact.custom_properties["current_model_id"].int_value = model_id
+        artifact.custom_properties[contracts.BLESSED].int_value = int(blessed)
+        artifact.custom_properties[contracts.CURRENT_MODEL_ID].int_value = model_id
         return self._put(pipeline, artifact)
 
     def _put(self, pipeline: str, artifact: metadata_store_pb2.Artifact) -> int:
@@ -125,10 +125,10 @@ def test_kubeflow_v2_launcher_names_are_understood(tmp_path):
 def _reference(found: bool, model_id: int = 0, uri: str = "") -> standard_artifacts.Model:
     reference = standard_artifacts.Model()
     reference.uri = "/pipeline_root/baseline_lookup/baseline/9"
-    reference.set_int_custom_property(FOUND, int(found))
-    reference.set_int_custom_property(MODEL_ID, model_id)
-    reference.set_string_custom_property(MODEL_URI, uri)
-    reference.set_int_custom_property(BLESSING_ID, 0)
+    reference.set_int_custom_property(contracts.BASELINE_FOUND, int(found))
+    reference.set_int_custom_property(contracts.BASELINE_MODEL_ID, model_id)
+    reference.set_string_custom_property(contracts.BASELINE_MODEL_URI, uri)
+    reference.set_int_custom_property(contracts.BASELINE_BLESSING_ID, 0)
     return reference
 
 
@@ -181,8 +181,8 @@ def test_reads_blessings_as_the_kfp_launcher_records_them(tmp_path):
     artifact = metadata_store_pb2.Artifact(
         type_id=kfp.blessing_type, uri="/b1", state=metadata_store_pb2.Artifact.LIVE
     )
-    artifact.custom_properties["blessed"].double_value = 1.0
-    artifact.custom_properties["current_model_id"].string_value = str(model)
+    artifact.custom_properties[contracts.BLESSED].double_value = 1.0
+    artifact.custom_properties[contracts.CURRENT_MODEL_ID].string_value = str(model)
     kfp._put("taxi", artifact)
     found = find_latest_blessed_model(kfp.store, "taxi")
     assert found is not None and found.model_id == model and found.model_uri == "/m1"

@@ -53,6 +53,9 @@ def test_default_yaml_sets_every_key():
 
     keys = flatten(tree, "")
     documented_elsewhere = {
+        "model.label.column",  # the taxi label is derived; init writes a column
+        "model.label.positive",
+        "model.params",  # for custom model packages
         "metadata.host",
         "metadata.port",
         "metadata.database",
@@ -87,20 +90,20 @@ def test_overrides_are_typed():
         [
             "trainer.train_steps=7",
             "trainer.hidden_units=[3, 2]",
-            "evaluator.min_auc=0.5",
+            "evaluator.min_value=0.5",
             "run.enable_cache=false",
             "beam.args=[--direct_num_workers=2]",
         ],
     )
     assert config.trainer.train_steps == 7
     assert config.trainer.hidden_units == (3, 2)
-    assert config.evaluator.min_auc == 0.5
+    assert config.evaluator.min_value == 0.5
     assert config.run.enable_cache is False
     assert config.beam.args == ("--direct_num_workers=2",)
 
 
 def test_int_is_accepted_for_float():
-    assert load_config(None, ["evaluator.min_auc=1"]).evaluator.min_auc == 1.0
+    assert load_config(None, ["evaluator.min_value=1"]).evaluator.min_value == 1.0
 
 
 def test_remote_paths_are_left_alone():
@@ -137,7 +140,19 @@ def test_unknown_section(tmp_path):
         ("trainer.train_steps=ten", "trainer.train_steps: expected an integer, got 'ten'"),
         ("trainer.train_steps=1.5", "trainer.train_steps: expected an integer, got 1.5"),
         ("trainer.train_steps=0", "trainer.train_steps must be >= 1, got 0"),
-        ("evaluator.min_auc=1.5", "evaluator.min_auc must be in \\[0, 1\\], got 1.5"),
+        ("evaluator.min_value=1.5", "evaluator.min_value must be in \\[0, 1\\], got 1.5"),
+        ("evaluator.metric=accuracy", "evaluator.metric='accuracy' does not suit a binary label"),
+        ("model.package=", "model.package must be a dotted module path"),
+        ("model.features.fare.kind=date", "model.features.fare.kind must be one of numeric"),
+        ("model.features.fare.max_tokens=9", "model.features.fare.max_tokens: a numeric feature"),
+        ("model.features.company.buckets=3", "model.features.company.buckets: a categorical"),
+        ("model.features.company.oov_buckets=0", "model.features.company.oov_buckets must be >= 1"),
+        ("model.features.fare.fill=x", "model.features.fare.fill: a numeric feature fills"),
+        ("model.label.task=regression", "model.label.task must be one of binary, multiclass"),
+        ("model.label.column=tips", "set exactly one of model.label.column"),
+        ("model.label.positive=pos", "model.label.positive applies to a binary label column"),
+        ("model.features={}", "model.features: configure at least one feature"),
+        ("data.root=", "data.root is empty"),
         ("run.enable_cache=yes please", "run.enable_cache: expected true or false"),
         ("trainer.hidden_units=64", "trainer.hidden_units: expected a list, got 64"),
         ("trainer.hidden_units=[64, x]", "trainer.hidden_units\\[1\\]: expected an integer"),
@@ -225,3 +240,66 @@ def test_to_dict_round_trips(tmp_path):
     config = load_config(None, ["trainer.hidden_units=[5]"], base_dir=tmp_path)
     path = _write(tmp_path, yaml.safe_dump(to_dict(config)))
     assert load_config(path, base_dir=tmp_path) == config
+
+
+def test_a_bad_override_names_set_not_the_file():
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, ["trainer.train_steps=abc"])
+    message = str(raised.value)
+    assert message.startswith("--set trainer.train_steps=abc: ")
+    assert "expected an integer, got 'abc'" in message and "local.yaml" not in message
+
+
+def test_old_threshold_names_still_work_for_auc_only():
+    config = load_config(None, ["evaluator.min_auc=0.7", "evaluator.max_auc_drop=0.02"])
+    assert (config.evaluator.min_value, config.evaluator.max_drop) == (0.7, 0.02)
+    with pytest.raises(ConfigError, match=r"apply to evaluator.metric auc"):
+        load_config(None, ["evaluator.metric=binary_accuracy", "evaluator.min_auc=0.7"])
+
+
+def test_old_and_new_threshold_names_together_are_refused(tmp_path):
+    path = _write(
+        tmp_path,
+        f"extends: {DEFAULT_CONFIG}\nevaluator: {{min_auc: 0.7, min_value: 0.8}}\n",
+    )
+    with pytest.raises(ConfigError, match=r"set evaluator.min_value or evaluator.min_auc"):
+        load_config(path)
+
+
+def test_extends_merges_sections_key_by_key(tmp_path):
+    (tmp_path / "base.yaml").write_text(f"extends: {DEFAULT_CONFIG}\ntrainer: {{batch_size: 7}}\n")
+    child = _write(tmp_path, "extends: base.yaml\ntrainer: {train_steps: 9}\n")
+    config = load_config(child)
+    assert (config.trainer.train_steps, config.trainer.batch_size) == (9, 7)
+    assert config.model == load_config().model  # the taxi workload, from two levels up
+
+
+def test_extends_in_a_circle_is_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="`extends` goes round in a circle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_kubeflow_yaml_trains_the_local_workload():
+    from pipeline.config import KUBEFLOW_CONFIG
+
+    assert load_config(KUBEFLOW_CONFIG).model == load_config().model
+
+
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("pkg://no_such_package/x.csv", "no installed Python package 'no_such_package'"),
+        ("pkg://tfx/no/such/folder", "package 'tfx' has no 'no/such/folder'"),
+    ],
+)
+def test_package_paths_are_checked(uri, message):
+    with pytest.raises(ConfigError, match=f"data.root={uri}: {message}"):
+        load_config(None, [f"data.root={uri}"])
+
+
+def test_features_can_be_added_with_set():
+    config = load_config(None, ["model.features.trip_start_timestamp={kind: numeric}"])
+    assert list(config.model.features)[-1] == "trip_start_timestamp"
+    assert config.model.features["trip_start_timestamp"].kind == "numeric"

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from tfx import v1 as tfx
 
+from components.errors import ConfigError
 from components.evaluator.component import Evaluator
 from components.evaluator.executor import thresholds_to_eval_config
+from components.model_package import workload_of
 from components.trainer.executor import steps_to_args
+from components.training.run import settings_of
 from pipeline import definition
 from pipeline.config import load_config
 
@@ -47,8 +50,8 @@ def test_no_resolver_nodes(config):
 def test_model_code_is_referenced_by_import_path(nodes):
     transform = nodes[definition.TRANSFORM].exec_properties
     trainer = nodes[definition.TRAINER].exec_properties
-    assert transform["preprocessing_fn"] == "components.preprocessing.preprocessing_fn"
-    assert trainer["run_fn"] == "components.train.run_fn"
+    assert transform["preprocessing_fn"] == "models.declarative.preprocessing_fn"
+    assert trainer["run_fn"] == "components.training.run.run_fn"
     assert not transform.get("module_file") and not trainer.get("module_file")
     for dotted in (transform["preprocessing_fn"], trainer["run_fn"]):
         module, _, name = dotted.rpartition(".")
@@ -69,11 +72,21 @@ def test_evaluator_compares_against_the_baseline_lookup(nodes):
     assert lookup.inputs["model"].producer_component_id == definition.TRAINER
 
 
-def test_thresholds_come_from_config():
-    config = load_config(None, ["evaluator.min_auc=0.77", "evaluator.max_auc_drop=0.03"])
+def test_the_workload_reaches_transform_and_trainer_as_configured(config, nodes):
+    transform = json.loads(nodes[definition.TRANSFORM].exec_properties["custom_config"])
+    trainer = json.loads(nodes[definition.TRAINER].exec_properties["custom_config"])
+    assert workload_of(transform) == config.model
+    assert workload_of(trainer) == config.model
+    assert settings_of(trainer, 1000, 100) == config.trainer
+
+
+@pytest.mark.parametrize("old", [True, False])
+def test_thresholds_come_from_config(old):
+    names = ("min_auc", "max_auc_drop") if old else ("min_value", "max_drop")
+    config = load_config(None, [f"evaluator.{names[0]}=0.77", f"evaluator.{names[1]}=0.03"])
     evaluator = _by_id(config)[definition.EVALUATOR]
-    assert evaluator.exec_properties["min_auc"] == pytest.approx(0.77)
-    assert evaluator.exec_properties["max_auc_drop"] == pytest.approx(0.03)
+    assert evaluator.exec_properties["min_value"] == pytest.approx(0.77)
+    assert evaluator.exec_properties["max_drop"] == pytest.approx(0.03)
     # What the executor hands TFX's Evaluator.
     props = thresholds_to_eval_config(evaluator.exec_properties)
     eval_config = json.loads(props["eval_config"])
@@ -82,7 +95,15 @@ def test_thresholds_come_from_config():
     assert gate["slicing_specs"] == [{}], "thresholds must gate the overall slice only"
     assert gate["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.77)
     assert gate["threshold"]["change_threshold"]["absolute"] == pytest.approx(-0.03)
-    assert eval_config["model_specs"][0]["label_key"] == "big_tipper"
+    assert eval_config["model_specs"][0]["label_key"] == "label_xf"
+    assert eval_config["model_specs"][0]["prediction_key"] == "probability"
+    slices = [s.get("feature_keys") for s in eval_config["slicing_specs"]]
+    assert slices == [None, ["trip_start_hour"]]
+
+
+def test_a_feature_the_schema_lacks_is_named():
+    with pytest.raises(ConfigError, match=r"model.features.surge: the curated schema has no"):
+        definition.create_pipeline(load_config(None, ["model.features.surge={kind: numeric}"]))
 
 
 def test_trainer_settings_come_from_config():
@@ -134,9 +155,9 @@ def test_schema_is_embedded_by_content(tmp_path):
 def test_bad_schema_file_is_named(tmp_path):
     bad = tmp_path / "schema.pbtxt"
     bad.write_text("feature { name: 'x' type: NOT_A_TYPE }")
-    with pytest.raises(ValueError, match=f"data.schema_file={bad} is not a valid"):
+    with pytest.raises(ConfigError, match=f"data.schema_file={bad} is not a valid"):
         definition.create_pipeline(load_config(None, [f"data.schema_file={bad}"]))
-    with pytest.raises(ValueError, match="cannot read the curated schema"):
+    with pytest.raises(ConfigError, match="cannot read the curated schema"):
         definition.create_pipeline(load_config(None, [f"data.schema_file={tmp_path / 'none'}"]))
 
 

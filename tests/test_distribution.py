@@ -12,20 +12,19 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components.cluster import ClusterConfigError, parse_tf_config, worker_cluster
-from components.data import make_dataset
-from components.features import FEATURES, LABEL, Kind
-from components.model import ModelParams, build_model
-from components.strategy import Accelerator, plan_strategy
-from components.strategy import Kind as StrategyKind
-from components.trainer import worker
-from components.trainer.launch import (
-    LaunchConfig,
-    WorkerFailedError,
-    error_line,
-    terminate_raises,
-)
-from components.trainer.local_workers import WorkerExit, gpu_assignment
+from components.contracts import LABEL_KEY
+from components.errors import ConfigError
+from components.model_package import ModelContext
+from components.training import worker
+from components.training.cluster import ClusterConfigError, parse_tf_config, worker_cluster
+from components.training.data import make_dataset
+from components.training.local_workers import WorkerExit, gpu_assignment
+from components.training.settings import TrainerSettings
+from components.training.strategy import Accelerator, plan_strategy
+from components.training.strategy import Kind as StrategyKind
+from components.training.workers import WorkerFailedError, error_line, terminate_raises
+from components.workload import FeatureSpec, LabelSpec, Workload
+from models.declarative.model import build_model
 from tests.conftest import fn_args_under, write_transformed_examples
 
 TWO = json.dumps(
@@ -151,30 +150,27 @@ def test_a_tpu_with_a_multi_worker_cluster_is_refused():
 
 
 def _rows(n: int) -> list[dict]:
-    rows = []
-    for i in range(n):
-        row = {f.transformed_name: (float(i) if f.kind is Kind.NUMERIC else 0) for f in FEATURES}
-        row[LABEL.name] = i % 2
-        rows.append(row)
-    return rows
+    return [{"id_xf": float(i), "tokens_xf": [i, 0, 0], LABEL_KEY: i % 2} for i in range(n)]
 
 
 SPEC = {
-    **{
-        f.transformed_name: tf.io.FixedLenFeature(
-            [], tf.float32 if f.kind is Kind.NUMERIC else tf.int64
-        )
-        for f in FEATURES
-    },
-    LABEL.name: tf.io.FixedLenFeature([], tf.int64),
+    "id_xf": tf.io.FixedLenFeature([], tf.float32),
+    "tokens_xf": tf.io.FixedLenFeature([3], tf.int64),
+    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
 }
 
 
 def _ids(dataset: tf.data.Dataset, batches: int) -> list[int]:
-    numeric = next(f.transformed_name for f in FEATURES if f.kind is Kind.NUMERIC)
     return [
-        int(v) for features, _ in dataset.take(batches) for v in features[numeric].numpy().ravel()
+        int(v) for features, _ in dataset.take(batches) for v in features["id_xf"].numpy().ravel()
     ]
+
+
+def test_scalars_become_columns_and_vectors_keep_their_width(tmp_path):
+    write_transformed_examples(_rows(4), str(tmp_path / "part-0.gz"))
+    features, label = next(iter(make_dataset([str(tmp_path / "*.gz")], SPEC, 4, shuffle=False)))
+    assert features["id_xf"].shape == (4, 1) and features["tokens_xf"].shape == (4, 3)
+    assert label.shape == (4, 1)
 
 
 @pytest.mark.parametrize("files", [1, 4])
@@ -208,23 +204,41 @@ def test_shard_index_out_of_range(tmp_path):
 # -- mixed precision and XLA ------------------------------------------------------------
 
 
+class _Vocabularies:
+    def vocabulary_size_by_name(self, name: str) -> int:
+        return 5
+
+
 def test_mixed_bfloat16_model_trains_with_float32_output():
-    sizes = {f.name: 5 for f in FEATURES if f.is_categorical}
+    workload = Workload(
+        label=LabelSpec(column="y"),
+        features={
+            "x": FeatureSpec(kind="numeric"),
+            "c": FeatureSpec(kind="categorical"),
+            "t": FeatureSpec(kind="text", max_tokens=3),
+        },
+    )
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         model = build_model(
-            sizes, ModelParams(hidden_units=(4,), embedding_dim=2, jit_compile=True)
+            ModelContext(
+                workload=workload,
+                trainer=TrainerSettings(hidden_units=(4,), embedding_dim=2, jit_compile=True),
+                tft_output=_Vocabularies(),
+                num_classes=2,
+                steps_per_execution=1,
+                jit_compile=True,
+            )
         )
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)
     assert model.get_layer("deep_0").compute_dtype == "bfloat16"
     assert model.get_layer("deep_0").dtype == "float32"  # weights stay float32
     batch = {
-        f.transformed_name: (
-            tf.random.normal([8, 1]) if f.kind is Kind.NUMERIC else tf.ones([8, 1], tf.int64)
-        )
-        for f in FEATURES
+        "x_xf": tf.random.normal([8, 1]),
+        "c_xf": tf.ones([8, 1], tf.int64),
+        "t_xf": tf.constant([[2, 1, 0]] * 8, tf.int64),
     }
     labels = tf.constant(np.arange(8) % 2, shape=[8, 1])
     history = model.fit(batch, labels, epochs=2, verbose=0)
@@ -278,7 +292,7 @@ def test_worker_without_an_index_says_so(tmp_path, monkeypatch):
 
 def test_run_fn_path_must_import():
     with pytest.raises(ValueError, match="has no function 'nope'"):
-        worker.import_run_fn("components.train.nope")
+        worker.import_run_fn("components.training.run.nope")
     with pytest.raises(ValueError, match="not a dotted import path"):
         worker.import_run_fn("run_fn")
 
@@ -301,15 +315,22 @@ def test_worker_exit_describes_how_and_why():
     assert error_line(()) == "(no output)"
 
 
-def test_launch_config_decides_where_training_runs():
-    assert not LaunchConfig().launches_workers
-    assert LaunchConfig(workers=2).launches_workers
-    assert not LaunchConfig(launcher="local", tpu="local").launches_workers
-    assert LaunchConfig(launcher="indexed_job", tpu="local").launches_workers
-    with pytest.raises(ValueError, match="launcher 'mpi' unknown"):
-        LaunchConfig.from_json(json.dumps({"launcher": "mpi"}))
-    with pytest.raises(ValueError, match=r"launch\.kubernetes: unknown keys \['gpu'\]"):
-        LaunchConfig.from_json(json.dumps({"kubernetes": {"gpu": 1}}))
+def test_trainer_settings_decide_where_training_runs():
+    assert not TrainerSettings().launches_workers
+    assert TrainerSettings(workers=2).launches_workers
+    assert not TrainerSettings(launcher="local", tpu="local").launches_workers
+    assert TrainerSettings(launcher="indexed_job", tpu="local").launches_workers
+    with pytest.raises(ConfigError, match=r"trainer.launcher must be one of .* got 'mpi'"):
+        TrainerSettings.from_plain(json.dumps({"launcher": "mpi"}), 10, 2)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) trainer.kubernetes.gpu"):
+        TrainerSettings.from_plain(json.dumps({"kubernetes": {"gpu": 1}}), 10, 2)
+
+
+def test_trainer_settings_travel_without_their_step_counts():
+    settings = TrainerSettings(workers=2, hidden_units=(3, 2), train_steps=77)
+    plain = json.loads(settings.to_json())
+    assert "train_steps" not in plain and "eval_steps" not in plain
+    assert TrainerSettings.from_plain(plain, 77, 100) == settings
 
 
 def test_xla_is_off_for_cpu_collectives_only():

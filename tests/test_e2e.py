@@ -18,12 +18,12 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.features import serving_columns
-from components.metadata_store import connection_config
+from components.contracts import PROBABILITY as OUTPUT_KEY
+from components.contracts import SERVING_DEFAULT, SERVING_RAW
+from components.mlmd import connection_config
 from components.registry import warmup
 from components.registry.store import Registry
 from components.schema_importer.component import parse_schema
-from components.signatures import OUTPUT_KEY, SERVING_DEFAULT, SERVING_RAW
 from pipeline import definition
 from pipeline.__main__ import main
 from pipeline.config import PipelineConfig, load_config, to_dict
@@ -72,7 +72,7 @@ def _config(workspace: Path, data: str = "good", *overrides: str) -> PipelineCon
             "trainer.train_steps=300",
             "trainer.eval_steps=5",
             "trainer.batch_size=64",
-            "evaluator.min_auc=0.75",
+            "evaluator.min_value=0.75",
             *overrides,
         ],
     )
@@ -138,7 +138,11 @@ def test_pushed_version_carries_its_manifest_and_warmup_and_verifies(first_run, 
     assert manifest["pipeline"]["run_id"]
     assert manifest["source"]["data_root"] == config.data.root
     assert manifest["evaluation"]["metrics"]["auc"] == pytest.approx(summary.metrics["auc"])
-    assert manifest["evaluation"]["thresholds"] == {"min_auc": 0.75, "max_auc_drop": 0.01}
+    assert manifest["evaluation"]["thresholds"] == {
+        "metric": "auc",
+        "min_value": 0.75,
+        "max_drop": 0.01,
+    }
     # The ML Metadata ids are the real ones: each names the artifact at that URI.
     store = _store(config)
     ids = manifest["mlmd"]
@@ -161,11 +165,12 @@ def test_pushed_model_serves_raw_csv_rows(first_run):
     version_dir = os.path.join(config.serving_model_dir, _versions(config)[0])
     model = tf.saved_model.load(version_dir)
     schema = load_schema()
-    unseen = [r for r in read_csv_rows()[SAMPLE_ROWS:] if all(r[c] for c in serving_columns())][:50]
-    examples = tf.constant([to_tf_example(r, schema, serving_columns()) for r in unseen])
+    columns = list(config.model.features)
+    unseen = [r for r in read_csv_rows()[SAMPLE_ROWS:] if all(r[c] for c in columns)][:50]
+    examples = tf.constant([to_tf_example(r, schema, columns) for r in unseen])
     from_examples = model.signatures[SERVING_DEFAULT](examples=examples)[OUTPUT_KEY].numpy()
     instances = [to_instance(r, schema) for r in unseen]
-    raw = {c: tf.constant(np.concatenate([i[c] for i in instances])) for c in serving_columns()}
+    raw = {c: tf.constant(np.concatenate([i[c] for i in instances])) for c in columns}
     from_raw = model.signatures[SERVING_RAW](**raw)[OUTPUT_KEY].numpy()
     assert from_examples.shape == (50, 1)
     assert np.all((from_examples >= 0) & (from_examples <= 1))
@@ -185,7 +190,7 @@ def test_unchanged_rerun_is_served_from_cache(first_run, workspace, capsys):
         ("trainer.train_steps", "300"),
         ("trainer.eval_steps", "5"),
         ("trainer.batch_size", "64"),
-        ("evaluator.min_auc", "0.75"),
+        ("evaluator.min_auc", "0.75"),  # the old name still works for the AUC gate
     ):
         args += ["--set", f"{key}={value}"]
     assert main(args) == 0
@@ -205,7 +210,7 @@ def test_clearly_worse_model_is_not_blessed_and_not_pushed(first_run, workspace)
     versions_before = _versions(config)
     # One training step; the AUC floor is lowered so that only the change
     # threshold against the baseline (the first run's model) can reject it.
-    worse = _config(workspace, "good", "trainer.train_steps=1", "evaluator.min_auc=0.0")
+    worse = _config(workspace, "good", "trainer.train_steps=1", "evaluator.min_value=0.0")
     summary = local.run(worse)
     assert summary.blessed is False
     assert summary.baseline_model_id is not None
@@ -271,7 +276,11 @@ def test_lineage_model_names_the_exact_inputs_the_pushed_model_was_trained_on(fi
     assert set(counts) == {"train", "eval"} and sum(counts.values()) == SAMPLE_ROWS
     assert lineage["examples"]["anomalies"]["anomaly_count"] == 0
     assert lineage["blessing"]["blessed"] is True
-    assert lineage["blessing"]["thresholds"] == {"min_auc": 0.75, "max_auc_drop": 0.01}
+    assert lineage["blessing"]["thresholds"] == {
+        "metric": "auc",
+        "min_value": 0.75,
+        "max_drop": 0.01,
+    }
     assert lineage["trainer"]["parameters"]["train_steps"] == 300
     assert lineage["pushed"][0]["version"] == 1
     assert lineage["run"] and lineage["pipeline"] == config.run.pipeline_name
@@ -335,7 +344,7 @@ def test_cli_failure_is_one_line_and_nonzero(first_run, workspace, capsys):
         [
             "run",
             "--set",
-            f"data.root={workspace / 'data' / 'missing_column'}",
+            f"data.root={workspace / 'data' / 'type_drift'}",
             "--set",
             f"run.pipeline_root={config.run.pipeline_root}",
             "--set",
@@ -347,7 +356,19 @@ def test_cli_failure_is_one_line_and_nonzero(first_run, workspace, capsys):
     err = capsys.readouterr().err
     assert code == 1
     failure = [line for line in err.splitlines() if line.startswith("FAILED")]
-    assert len(failure) == 1 and "anomalies_gate" in failure[0] and "payment_type" in failure[0]
+    assert len(failure) == 1 and "anomalies_gate" in failure[0] and "trip_miles" in failure[0]
+
+
+def test_a_missing_column_is_named_before_anything_runs(first_run, workspace, capsys):
+    config, _ = first_run
+    trainer_runs_before = len(_executions(config, definition.TRAINER))
+    code = main(
+        ["run", "--set", f"data.root={workspace / 'data' / 'missing_column'}", *_store_args(config)]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "model.features.payment_type: column 'payment_type' is not in the data" in err[0]
+    assert len(_executions(config, definition.TRAINER)) == trainer_runs_before
 
 
 def test_schema_infer_writes_a_draft_covering_every_column(first_run, workspace, capsys):

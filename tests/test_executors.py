@@ -7,12 +7,13 @@ import json
 import pytest
 from tfx.types import standard_artifacts
 
-from components.evaluator.executor import (
-    BASELINE_MLMD_ID,
-    _move_baseline_id,
-    thresholds_to_eval_config,
-)
+from components.contracts import BASELINE_MODEL_MLMD_ID as BASELINE_MLMD_ID
+from components.evaluator.eval_config import EvalSpec
+from components.evaluator.executor import _move_baseline_id, thresholds_to_eval_config
 from components.trainer.executor import steps_to_args
+
+BINARY = EvalSpec("binary", "auc", ("trip_start_hour",)).to_json()
+MULTICLASS = EvalSpec("multiclass", "accuracy").to_json()
 
 
 def test_steps_become_tfx_arg_protos():
@@ -34,17 +35,50 @@ def test_bad_step_counts_are_named(bad):
         steps_to_args({"train_steps": bad, "eval_steps": 1})
 
 
+def _gates(config: dict) -> dict[str, dict]:
+    """Each gated metric's overall-slice threshold, by the metric's configured name."""
+    gates = {}
+    for spec in config["metrics_specs"]:
+        for metric in spec["metrics"]:
+            for gate in metric.get("per_slice_thresholds", []):
+                name = json.loads(metric.get("config") or "{}").get("name", metric["class_name"])
+                gates[name] = {**gate, "binarize": spec.get("binarize")}
+    return gates
+
+
 def test_thresholds_become_an_eval_config():
-    props = thresholds_to_eval_config({"min_auc": 0.7, "max_auc_drop": 0.05})
+    props = thresholds_to_eval_config({"eval_spec": BINARY, "min_value": 0.7, "max_drop": 0.05})
     config = json.loads(props["eval_config"])
-    assert "min_auc" not in props
-    assert config["model_specs"][0]["label_key"] == "big_tipper"
+    assert "min_value" not in props and "eval_spec" not in props
+    assert config["model_specs"][0]["label_key"] == "label_xf"
+    assert config["model_specs"][0]["prediction_key"] == "probability"
+    gates = _gates(config)
+    assert set(gates) == {"AUC"}
+    assert gates["AUC"]["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.7)
+
+
+def test_multiclass_gates_top_1_accuracy_and_keeps_the_confusion_matrix():
+    props = thresholds_to_eval_config({"eval_spec": MULTICLASS, "min_value": 0.6, "max_drop": 0.02})
+    config = json.loads(props["eval_config"])
+    assert config["model_specs"][0]["prediction_key"] == "probabilities"
+    gates = _gates(config)
+    assert set(gates) == {"accuracy"}
+    # top_k on the spec, so that the threshold's key carries the metric's sub-key.
+    assert gates["accuracy"]["binarize"] == {"top_k_list": {"values": [1]}}
+    classes = {m["class_name"] for spec in config["metrics_specs"] for m in spec["metrics"]}
+    assert "MultiClassConfusionMatrixPlot" in classes
+
+
+def test_a_metric_that_does_not_suit_the_task_is_named():
+    spec = EvalSpec("multiclass", "auc").to_json()
+    with pytest.raises(ValueError, match=r"evaluator.metric='auc' does not suit a multiclass"):
+        thresholds_to_eval_config({"eval_spec": spec, "min_value": 0.5, "max_drop": 0.1})
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, "0.8", None])
 def test_bad_thresholds_are_named(bad):
-    with pytest.raises(ValueError, match="max_auc_drop must be a number in"):
-        thresholds_to_eval_config({"min_auc": 0.5, "max_auc_drop": bad})
+    with pytest.raises(ValueError, match="max_drop must be a number in"):
+        thresholds_to_eval_config({"eval_spec": BINARY, "min_value": 0.5, "max_drop": bad})
 
 
 def test_baseline_id_moves_out_of_tfx_entrypoint_reach():

@@ -86,3 +86,23 @@ def test_missing_split_file_is_an_error(tmp_path):
 def test_split_names_must_be_a_nonempty_list():
     with pytest.raises(ValueError, match="no split names"):
         split_names_of("[]")
+
+
+def test_a_label_with_one_class_is_named_as_the_label(tmp_path):
+    """init's schema bounds the label's classes; the gate says what a violation means."""
+    path = tmp_path / "data.csv"
+    path.write_text("x,y\n" + "".join(f"{i},yes\n" for i in range(40)))
+    stats = tfdv.generate_statistics_from_csv(str(path))
+    schema = tfdv.infer_schema(stats)
+    label = tfdv.get_feature(schema, "y")
+    label.unique_constraints.min, label.unique_constraints.max = 2, 2
+    stats = tfdv.generate_statistics_from_csv(
+        str(path), stats_options=tfdv.StatsOptions(schema=schema)
+    )
+    anomalies = {"train": tfdv.validate_statistics(stats, schema)}
+    (line,) = describe(anomalies, label_columns=["y"])
+    assert line.startswith("[train] label 'y' has fewer than two classes in the train split")
+    with pytest.raises(AnomaliesFoundError, match="label 'y' has fewer than two classes"):
+        check(anomalies, ["y"])
+    # Without knowing the label, the same anomaly reads as any feature's.
+    assert "FEATURE_TYPE_LOW_UNIQUE" in describe(anomalies)[0]

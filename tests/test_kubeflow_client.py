@@ -18,7 +18,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.kubeflow.client import version_name
 from pipeline.kubeflow.cron import CronError, check_cron
 from tests.fake_kfp_server import FakeKfp
@@ -79,11 +79,11 @@ def test_submit_uploads_a_version_and_starts_a_typed_run(kfp, package):
         "data_root": "gs://YOUR_BUCKET/taxi/data",
         "train_steps": 250,
         "eval_steps": 100,
-        "min_auc": 0.8,
-        "max_auc_drop": 0.01,
+        "min_value": 0.8,
+        "max_drop": 0.01,
     }
     assert isinstance(config["parameters"]["train_steps"], int)
-    assert isinstance(config["parameters"]["min_auc"], float)
+    assert isinstance(config["parameters"]["min_value"], float)
 
 
 def test_second_submit_adds_a_version_to_the_same_pipeline_and_experiment(kfp, package):
@@ -120,6 +120,13 @@ def test_submit_without_an_endpoint_is_a_config_error(monkeypatch, package, caps
     monkeypatch.delenv("KFP_ENDPOINT", raising=False)
     assert _submit(package) == 2
     assert "KFP_ENDPOINT" in capsys.readouterr().err
+
+
+def test_a_package_that_is_not_there_is_a_user_error(kfp, tmp_path, capsys):
+    assert _submit(tmp_path / "absent.yaml") == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --package {tmp_path / 'absent.yaml'}: no such file\n"
+    assert not kfp.requests("POST", "/pipelines/upload_version")
 
 
 def test_submit_compiles_when_no_package_is_given(kfp):
@@ -173,7 +180,8 @@ def test_schedule_disable_and_delete(kfp, package, capsys):
 
 def test_five_field_cron_shows_the_six_field_equivalent(kfp, package, capsys):
     assert _schedule(package, "--cron", "0 2 * * *") == 2
-    assert "'0 0 2 * * *'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: --cron '0 2 * * *' has 5 fields") and "'0 0 2 * * *'" in err
     assert not kfp.state.requests
 
 

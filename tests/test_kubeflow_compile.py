@@ -239,9 +239,9 @@ def test_image_tag_is_the_git_revision(tmp_path):
     (tmp_path / "f").write_text("2")
     assert git_revision_tag(tmp_path) == f"{clean}-dirty"
     config = load_config(KUBEFLOW_YAML)
-    assert image_reference(config, tmp_path) == f"ghcr.io/example/taxi-mlops:{clean}-dirty"
+    assert image_reference(config, tmp_path) == f"ghcr.io/example/mlops-pipeline:{clean}-dirty"
     pinned = load_config(KUBEFLOW_YAML, ["kubeflow.image_tag=v1"])
-    assert image_reference(pinned, tmp_path) == "ghcr.io/example/taxi-mlops:v1"
+    assert image_reference(pinned, tmp_path) == "ghcr.io/example/mlops-pipeline:v1"
 
 
 def test_image_tag_outside_git_is_an_error(tmp_path):

@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
-from components.baseline.component import FOUND, MODEL_ID
-from components.evaluator.executor import BASELINE_MLMD_ID
+from components.contracts import BASELINE_FOUND as FOUND
+from components.contracts import BASELINE_MODEL_ID as MODEL_ID
+from components.contracts import BASELINE_MODEL_MLMD_ID as BASELINE_MLMD_ID
 from components.registry.store import Registry
 from pipeline import definition
 from pipeline.__main__ import main
@@ -80,7 +81,7 @@ def _params(workspace: Path, **extra: object) -> dict:
         "data_root": str(workspace / "data"),
         "train_steps": 60,
         "eval_steps": 5,
-        "min_auc": 0.5,
+        "min_value": 0.5,
         **extra,
     }
 
@@ -92,7 +93,7 @@ def first_run(emulator: LauncherEmulator, workspace: Path):
 
 @pytest.fixture(scope="module")
 def second_run(first_run, emulator: LauncherEmulator, workspace: Path):
-    return emulator.run("run-2", _params(workspace, max_auc_drop=0.3))
+    return emulator.run("run-2", _params(workspace, max_drop=0.3))
 
 
 def test_every_task_ran_in_its_image_command(first_run, spec):
@@ -108,9 +109,9 @@ def test_run_parameters_reach_the_executors(first_run, workspace):
     example_gen = first_run.tasks[definition.EXAMPLE_GEN].executor_input["inputs"]
     assert example_gen["parameterValues"]["input_base"] == str(workspace / "data")
     evaluator = first_run.tasks[definition.EVALUATOR].executor_input["inputs"]["parameterValues"]
-    assert evaluator["min_auc"] == 0.5
+    assert evaluator["min_value"] == 0.5
     # Not overridden: the compiled default.
-    assert evaluator["max_auc_drop"] == pytest.approx(0.01)
+    assert evaluator["max_drop"] == pytest.approx(0.01)
 
 
 def test_inputs_arrive_as_the_launcher_sends_them(first_run):
@@ -148,7 +149,8 @@ def test_the_pushed_manifest_names_the_kfp_run_and_real_mlmd_ids(first_run, work
     assert ids["model_id"] == first_run.tasks[definition.TRAINER].outputs["model"].id
     assert ids["blessing_id"] == first_run.tasks[definition.EVALUATOR].outputs["blessing"].id
     assert ids["examples_id"] == first_run.tasks[definition.EXAMPLE_GEN].outputs["examples"].id
-    assert manifest["evaluation"]["thresholds"]["min_auc"] == 0.5
+    assert manifest["evaluation"]["thresholds"]["min_value"] == 0.5
+    assert manifest["evaluation"]["thresholds"]["metric"] == "auc"
     assert registry.verify(version.number) == []
 
 

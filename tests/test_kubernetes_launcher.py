@@ -9,6 +9,7 @@ requests to it, but pods follow a script instead of running.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,32 +20,33 @@ import tensorflow as tf
 import yaml
 from kubernetes import client as k8s
 
-from components.cluster import parse_tf_config, worker_cluster
-from components.trainer import manifests
-from components.trainer.kubernetes_workers import KubernetesLauncher, KubernetesLaunchError
-from components.trainer.launch import (
+from components.errors import ConfigError
+from components.training import manifests
+from components.training.cluster import parse_tf_config, worker_cluster
+from components.training.kubernetes_workers import KubernetesLauncher, KubernetesLaunchError
+from components.training.run import settings_of
+from components.training.settings import (
     INDEXED_JOB,
     TFJOB,
+    ComponentResources,
     KubernetesWorkers,
-    LaunchConfig,
-    WorkerFailedError,
+    TrainerSettings,
 )
+from components.training.workers import WorkerFailedError
+from pipeline import definition
 from pipeline.config import load_config
-from pipeline.definition import launch_config
 from tests import kubernetes_schemas
 from tests.conftest import fn_args_under
 from tests.fake_kubernetes import FakeKubernetes, WorkerScript
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "team-a"
-OWN_POD = "taxi-trainer-abcde"
-OWN_IMAGE = "registry.example/taxi:abc123def456"
+OWN_POD = "mlops-trainer-abcde"
+OWN_IMAGE = "registry.example/mlops:abc123def456"
 GPU = KubernetesWorkers(
-    cpu_request=4,
-    cpu_limit=8,
-    memory_request_gb=16,
-    memory_limit_gb=32,
-    accelerator_count=1,
+    resources=ComponentResources(
+        cpu_request=4, cpu_limit=8, memory_request_gb=16, memory_limit_gb=32, accelerator_count=1
+    ),
     node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
 )
 
@@ -54,7 +56,7 @@ def _pods(workers: int = 3, settings: KubernetesWorkers = GPU) -> manifests.Work
         name="trainer-0123456789",
         namespace=NAMESPACE,
         image=OWN_IMAGE,
-        command=("python", "-m", "components.trainer.worker", "--fn-args", "gs://b/f.json"),
+        command=("python", "-m", "components.training.worker", "--fn-args", "gs://b/f.json"),
         workers=workers,
         backoff_limit=2 * workers,
         settings=settings,
@@ -114,8 +116,7 @@ def test_the_schemas_catch_mistakes():
 
 def test_tpu_workers_get_the_tpu_resource_and_node_pool():
     tpu = KubernetesWorkers(
-        accelerator_count=4,
-        accelerator_type="google.com/tpu",
+        resources=ComponentResources(accelerator_count=4, accelerator_type="google.com/tpu"),
         node_selector={
             "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
             "cloud.google.com/gke-tpu-topology": "2x2",
@@ -138,7 +139,7 @@ def test_tf_config_per_index_matches_the_pod_hostnames():
         assert host == f"{pods.name}-{index}"  # the Indexed Job pod's hostname
 
 
-def test_config_reaches_the_launch_config():
+def test_config_reaches_the_trainer_settings_the_executor_reads():
     config = load_config(
         None,
         [
@@ -148,12 +149,17 @@ def test_config_reaches_the_launch_config():
             "trainer.kubernetes.node_selector={pool: gpu}",
         ],
     )
-    launch = LaunchConfig.from_json(launch_config(config).to_json())
-    assert launch.workers == 2 and launch.launcher == TFJOB
-    assert launch.kubernetes.accelerator_count == 1
-    assert launch.kubernetes.node_selector == {"pool": "gpu"}
-    with pytest.raises(ValueError, match="unknown keys \\['gpus'\\]"):
-        LaunchConfig.from_json(json.dumps({"gpus": 1}))
+    trainer = next(
+        c for c in definition.create_pipeline(config).components if c.id == definition.TRAINER
+    )
+    custom_config = json.loads(trainer.exec_properties["custom_config"])
+    settings = settings_of(custom_config, 1000, 100)
+    assert settings == config.trainer
+    assert settings.workers == 2 and settings.launcher == TFJOB
+    assert settings.kubernetes.resources.accelerator_count == 1
+    assert settings.kubernetes.node_selector == {"pool": "gpu"}
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) trainer.gpus"):
+        settings_of({"trainer": {"gpus": 1}}, 1000, 100)
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -213,14 +219,18 @@ def fake():
         server.close()
 
 
+_RESOURCE_KEYS = {f.name for f in dataclasses.fields(ComponentResources)}
+
+
 def _launcher(server: FakeKubernetes, launcher: str, workers: int = 2, **settings):
     configuration = k8s.Configuration(host=server.url)
     lines: list[str] = []
-    config = LaunchConfig(
+    resources = {k: settings.pop(k) for k in list(settings) if k in _RESOURCE_KEYS}
+    config = TrainerSettings(
         workers=workers,
         launcher=launcher,
         max_restarts=1,
-        kubernetes=KubernetesWorkers(**settings),
+        kubernetes=KubernetesWorkers(**settings, resources=ComponentResources(**resources)),
     )
     return (
         KubernetesLauncher(
@@ -244,7 +254,7 @@ def test_indexed_job_runs_streams_logs_and_cleans_up(fake):
     server = fake(scripts=[WorkerScript(logs=["INFO trainer starts at step 0", "chief done"])])
     launcher, lines = _launcher(server, INDEXED_JOB)
     fn_args = _fn_args()
-    launcher.run(fn_args, "components.train.run_fn")
+    launcher.run(fn_args, "components.training.run.run_fn")
 
     (service,) = server.created("services")
     (job,) = server.created("jobs")
@@ -261,9 +271,9 @@ def test_indexed_job_runs_streams_logs_and_cleans_up(fake):
     assert pod["serviceAccountName"] == "default-editor"
     assert job["spec"]["backoffLimit"] == 2  # max_restarts x workers
     command = pod["containers"][0]["command"]
-    assert command[:3] == ["python", "-m", "components.trainer.worker"]
+    assert command[:3] == ["python", "-m", "components.training.worker"]
     assert command[command.index("--fn-args") + 1] == f"{fn_args.model_run_dir}/launch/fn_args.json"
-    assert command[command.index("--run-fn") + 1] == "components.train.run_fn"
+    assert command[command.index("--run-fn") + 1] == "components.training.run.run_fn"
 
     assert "[worker 0] chief done" in lines
     assert "[worker 1] done" in lines
@@ -296,7 +306,7 @@ def test_worker_failure_names_the_pod_reason_and_error(fake):
     )
     launcher, _ = _launcher(server, INDEXED_JOB)
     with pytest.raises(WorkerFailedError) as e:
-        launcher.run(_fn_args(), "components.train.run_fn")
+        launcher.run(_fn_args(), "components.training.run.run_fn")
     message = str(e.value)
     assert "indexed_job team-a/trainer-" in message
     assert "BackoffLimitExceeded" in message
@@ -310,7 +320,7 @@ def test_tfjob_is_created_watched_and_deleted(fake):
     launcher, lines = _launcher(
         server, TFJOB, workers=3, image="registry.example/other:1", service_account="trainer-sa"
     )
-    launcher.run(_fn_args(), "components.train.run_fn")
+    launcher.run(_fn_args(), "components.training.run.run_fn")
     (tfjob,) = server.created("tfjobs")
     assert not server.created("services") and not server.created("jobs")
     worker = tfjob["spec"]["tfReplicaSpecs"]["Worker"]
@@ -325,7 +335,7 @@ def test_forbidden_names_the_rbac_to_apply(fake):
     server = fake(forbidden=("create services",))
     launcher, _ = _launcher(server, INDEXED_JOB)
     with pytest.raises(KubernetesLaunchError, match=r"403 Forbidden.*kubernetes/trainer-rbac"):
-        launcher.run(_fn_args(), "components.train.run_fn")
+        launcher.run(_fn_args(), "components.training.run.run_fn")
     # The Job created before the refusal is deleted again.
     assert any("/jobs/" in p for p in server.deleted())
 
@@ -334,7 +344,7 @@ def test_local_pipeline_root_is_refused(fake):
     server = fake()
     launcher, _ = _launcher(server, INDEXED_JOB)
     with pytest.raises(KubernetesLaunchError, match="shared storage"):
-        launcher.run(_fn_args("/tmp/pipeline_root/model_run/7"), "components.train.run_fn")
+        launcher.run(_fn_args("/tmp/pipeline_root/model_run/7"), "components.training.run.run_fn")
     assert not server.created("jobs")
 
 
@@ -342,20 +352,20 @@ def test_outside_a_pod_image_and_namespace_are_required(fake):
     server = fake()
     configuration = k8s.Configuration(host=server.url)
     launcher = KubernetesLauncher(
-        LaunchConfig(workers=2, launcher=INDEXED_JOB),
+        TrainerSettings(workers=2, launcher=INDEXED_JOB),
         api_client=k8s.ApiClient(configuration),
         own_pod_name="",
         own_namespace="",
         poll_s=0.01,
     )
     with pytest.raises(KubernetesLaunchError, match=r"trainer\.kubernetes\.image"):
-        launcher.run(_fn_args(), "components.train.run_fn")
+        launcher.run(_fn_args(), "components.training.run.run_fn")
 
 
 def test_api_outages_are_retried(fake):
     server = fake(unavailable=3)
     launcher, lines = _launcher(server, INDEXED_JOB)
-    launcher.run(_fn_args(), "components.train.run_fn")
+    launcher.run(_fn_args(), "components.training.run.run_fn")
     assert len([line for line in lines if "Kubernetes API error while watching" in line]) == 3
     assert any("succeeded" in line for line in lines)
 

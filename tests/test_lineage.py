@@ -2,126 +2,23 @@
 
 The full pipelines (local SQLite, MariaDB, the KFP launcher emulation) are
 covered in test_e2e.py, test_lineage_mysql.py and test_kubeflow_launcher.py;
-these check the walk itself, the renderings and the errors, quickly.
+these check the walk itself, the renderings and the errors, quickly. The
+dialect helpers themselves are tested in test_mlmd.py.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from google.protobuf import json_format
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.lineage import render
-from pipeline.lineage.graph import LineageError, MetadataGraph, value_of
+from pipeline.lineage.graph import LineageError, MetadataGraph
 from pipeline.lineage.queries import Lineage
 from tests.fake_mlmd_grpc import FakeMetadataGrpcService
-
-NAMINGS = {
-    # TFX's local runner.
-    "local": {
-        "type": lambda t: t,
-        "run_context": "pipeline_run",
-        "pipeline_context": "pipeline",
-        "execution_type": lambda node: f"components.{node}",
-        "number": lambda v: {"int_value": v},
-    },
-    # The KFP v2 launcher.
-    "kfp": {
-        "type": lambda t: f"tfx.{t}",
-        "run_context": "system.PipelineRun",
-        "pipeline_context": "system.Pipeline",
-        "execution_type": lambda node: "system.ContainerExecution",
-        "number": lambda v: {"double_value": float(v)},
-    },
-}
-
-
-class StoreWriter:
-    """Writes artifacts, executions and events the way one orchestrator names them."""
-
-    def __init__(self, path: Path, naming: str):
-        config = mlmd.ConnectionConfig()
-        config.sqlite.filename_uri = str(path)
-        self.store = metadata_store.MetadataStore(config)
-        self.naming = NAMINGS[naming]
-        self.kfp = naming == "kfp"
-
-    def _type_id(self, kind: str, name: str) -> int:
-        put = {
-            "artifact": (mlmd.ArtifactType, self.store.put_artifact_type),
-            "execution": (mlmd.ExecutionType, self.store.put_execution_type),
-            "context": (mlmd.ContextType, self.store.put_context_type),
-        }[kind]
-        return put[1](put[0](name=name))
-
-    def number(self, value: int) -> mlmd.Value:
-        return mlmd.Value(**self.naming["number"](value))
-
-    def artifact(self, type_name: str, uri: str, **props: object) -> int:
-        artifact = mlmd.Artifact(
-            type_id=self._type_id("artifact", self.naming["type"](type_name)), uri=uri
-        )
-        for key, value in props.items():
-            if isinstance(value, int):
-                artifact.custom_properties[key].CopyFrom(self.number(value))
-            else:
-                artifact.custom_properties[key].string_value = str(value)
-        return self.store.put_artifacts([artifact])[0]
-
-    def execution(
-        self,
-        node: str,
-        run: str,
-        inputs: dict[str, int],
-        outputs: dict[str, int],
-        state: int = mlmd.Execution.COMPLETE,
-        **params: object,
-    ) -> int:
-        execution = mlmd.Execution(
-            type_id=self._type_id("execution", self.naming["execution_type"](node)),
-            last_known_state=state,
-        )
-        if self.kfp:
-            # metadata/client.go: parameters as the fields of an `inputs` struct.
-            json_format.ParseDict(params, execution.custom_properties["inputs"].struct_value)
-            execution.custom_properties["task_name"].string_value = node
-        else:
-            for key, value in params.items():
-                if isinstance(value, int):
-                    execution.custom_properties[key].CopyFrom(self.number(value))
-                else:
-                    execution.custom_properties[key].string_value = str(value)
-        contexts = [
-            self._context(self.naming["pipeline_context"], "taxi"),
-            self._context(self.naming["run_context"], run),
-        ]
-        if not self.kfp:
-            contexts.append(self._context("node", f"taxi.{node}"))
-        events = []
-        for direction, artifacts in ((mlmd.Event.INPUT, inputs), (mlmd.Event.OUTPUT, outputs)):
-            for key, artifact_id in artifacts.items():
-                event = mlmd.Event(type=direction, artifact_id=artifact_id)
-                event.path.steps.add().key = key
-                event.path.steps.add().index = 0
-                events.append(event)
-        execution_id, _, _ = self.store.put_execution(execution, [], contexts)
-        for event in events:
-            event.execution_id = execution_id
-        self.store.put_events(events)
-        return execution_id
-
-    def _context(self, type_name: str, name: str) -> mlmd.Context:
-        type_id = self._type_id("context", type_name)
-        found = self.store.get_context_by_type_and_name(type_name, name)
-        if found is not None:
-            return found
-        context_id = self.store.put_contexts([mlmd.Context(type_id=type_id, name=name)])[0]
-        return self.store.get_contexts_by_id([context_id])[0]
+from tests.mlmd_records import NAMINGS, StoreWriter
 
 
 def _write_two_runs(writer: StoreWriter, registry: str) -> dict[str, int]:
@@ -130,6 +27,8 @@ def _write_two_runs(writer: StoreWriter, registry: str) -> dict[str, int]:
     ids["examples"] = writer.artifact("Examples", "/root/example_gen/1", span=0)
     ids["schema"] = writer.artifact("Schema", "/root/schema/2")
     writer.execution("example_gen", "run-1", {}, {"examples": ids["examples"]}, input_base="/data")
+    # run-2 is recorded as earlier versions of the project recorded it: the
+    # launch settings and AUC thresholds as parameters of their own.
     for run, blessed in (("run-1", 1), ("run-2", 0)):
         graph = writer.artifact("TransformGraph", f"/root/{run}/transform_graph")
         transformed = writer.artifact("Examples", f"/root/{run}/transformed")
@@ -146,7 +45,11 @@ def _write_two_runs(writer: StoreWriter, registry: str) -> dict[str, int]:
             {"examples": transformed, "transform_graph": graph, "schema": ids["schema"]},
             {"model": model},
             train_steps=100,
-            launch=json.dumps({"workers": 2, "launcher": "local"}),
+            **(
+                {"custom_config": json.dumps({"trainer": {"workers": 2, "launcher": "local"}})}
+                if run == "run-1"
+                else {"launch": json.dumps({"workers": 2, "launcher": "local"})}
+            ),
         )
         blessing = writer.artifact("ModelBlessing", f"/root/{run}/blessing", blessed=blessed)
         writer.execution(
@@ -154,7 +57,11 @@ def _write_two_runs(writer: StoreWriter, registry: str) -> dict[str, int]:
             run,
             {"model": model, "examples": ids["examples"]},
             {"blessing": blessing},
-            min_auc="0.8",
+            **(
+                {"eval_spec": json.dumps({"metric": "auc", "task": "binary"}), "min_value": 0.8}
+                if run == "run-1"
+                else {"min_auc": 0.8}
+            ),
         )
         pushed = writer.artifact(
             "PushedModel",
@@ -203,22 +110,13 @@ def test_model_lineage_walks_back_to_the_exact_inputs(written):
     assert result["examples"]["id"] == ids["examples"]
     assert result["examples"]["example_gen"]["input_base"] == "/data"
     assert result["blessing"]["blessed"] is True
+    assert result["blessing"]["thresholds"] == {"metric": "auc", "min_value": 0.8}
     assert result["pushed"][0]["version"] == 1
     tree = render.model_tree(result)
     assert f"Model {ids['run-1-model']}: /root/run-1/model" in tree
     assert "workers 2 (local)" in tree
     mermaid = render.model_mermaid(result)
     assert mermaid.startswith("flowchart LR") and "-->" in mermaid
-
-
-def test_kfp_wrapped_struct_values_are_unwrapped():
-    wrapped = mlmd.Value()
-    json_format.ParseDict({"struct": {"a": 1}}, wrapped.struct_value)
-    assert value_of(wrapped) == {"a": 1}
-    listed = mlmd.Value()
-    json_format.ParseDict({"list": [1, 2]}, listed.struct_value)
-    assert value_of(listed) == [1, 2]
-    assert value_of(mlmd.Value(double_value=3.0)) == 3
 
 
 def test_examples_lineage_finds_both_runs_models(written):
@@ -253,11 +151,16 @@ def test_errors_name_what_is_missing(written, capsys):
     with pytest.raises(LineageError, match="no Examples artifact with URI /nope"):
         lineage.resolve_examples("/nope")
     assert main(["lineage", "model", "9", *args]) == 2
-    assert "not 'latest', 'id:<ML Metadata id>' or a version" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not 'latest', 'id:<ML Metadata id>' or a version" in err
+    # A store no run has written yet is the user's to fix (exit 2), not an outage (exit 1).
     missing = ["--set", f"metadata.sqlite_path={tmp_path / 'absent.sqlite'}"]
-    assert main(["lineage", "runs", *missing]) == 1
-    assert "absent.sqlite): no such file" in capsys.readouterr().err
-    assert not (tmp_path / "absent.sqlite").exists()
+    assert main(["lineage", "runs", *missing]) == 2
+    err = capsys.readouterr().err
+    absent = tmp_path / "absent.sqlite"
+    assert err.startswith(f"error: {absent}: no such file; run the pipeline first")
+    assert len(err.splitlines()) == 1
+    assert not absent.exists()
 
 
 def test_the_cli_prints_each_format(written, capsys):
@@ -293,3 +196,11 @@ def test_lineage_over_grpc_as_against_kubeflows_metadata_service(written, capsys
     assert f"FAILED: ML Metadata (grpc 127.0.0.1:{service.port}) unreachable" in (
         capsys.readouterr().err
     )
+
+
+def test_records_of_earlier_versions_still_read(written):
+    """run-2 recorded its launch settings and AUC thresholds under their old names."""
+    lineage, ids, _, _ = written
+    result = lineage.model(lineage.graph.artifact(ids["run-2-model"]))
+    assert result["trainer"]["workers"] == 2 and result["trainer"]["launcher"] == "local"
+    assert result["blessing"]["thresholds"] == {"metric": "auc", "min_value": 0.8}

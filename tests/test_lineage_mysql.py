@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ml_metadata import metadata_store
 
-from components.metadata_store import connection_config
+from components.mlmd import connection_config
 from components.registry.store import Registry
 from pipeline.__main__ import main
 from pipeline.config import load_config, to_dict

@@ -3,51 +3,128 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.features import FEATURES, LABEL, Kind, serving_columns
-from components.model import ModelParams, build_model
-from components.signatures import OUTPUT_KEY, SERVING_DEFAULT, SERVING_RAW, TRANSFORM_FEATURES
-from components.train import Schedule, TrainingParams
-from tests.conftest import load_schema, to_instance, to_tf_example
+from components import model_package
+from components.contracts import (
+    LABEL_KEY,
+    PROBABILITY,
+    SERVING_DEFAULT,
+    SERVING_RAW,
+    TRANSFORM_FEATURES,
+    transformed_name,
+)
+from components.errors import ConfigError
+from components.model_package import ModelContext, ModelPackageError
+from components.training.run import Schedule
+from components.training.settings import TrainerSettings
+from components.workload import FeatureSpec, LabelSpec, Workload
+from models.declarative.model import build_model
+from tests.conftest import load_schema, taxi_config, to_instance, to_tf_example
 
-SIZES = {f.name: 7 for f in FEATURES if f.is_categorical}
+TAXI = taxi_config().model
+SERVING_COLUMNS = list(TAXI.features)
+SMALL = TrainerSettings(hidden_units=(4,), embedding_dim=2)
 
 
-def test_model_inputs_follow_the_feature_registry():
-    model = build_model(SIZES, ModelParams(hidden_units=(4,), embedding_dim=2))
-    assert sorted(model.input_names) == sorted(f.transformed_name for f in FEATURES)
+class _Vocabularies:
+    """Stands in for TFTransformOutput where only vocabulary sizes are read."""
+
+    def vocabulary_size_by_name(self, name: str) -> int:
+        return 5
+
+
+def _context(workload: Workload, num_classes: int = 2) -> ModelContext:
+    return ModelContext(
+        workload=workload,
+        trainer=SMALL,
+        tft_output=_Vocabularies(),
+        num_classes=num_classes,
+        steps_per_execution=1,
+        jit_compile=False,
+    )
+
+
+def _is_plain_numeric(f: FeatureSpec) -> bool:
+    return f.kind == "numeric" and not f.buckets
+
+
+def test_model_inputs_follow_the_workload():
+    model = build_model(_context(TAXI))
+    assert sorted(model.input_names) == sorted(transformed_name(n) for n in TAXI.features)
     dtypes = {i.name: i.dtype for i in model.inputs}
-    for f in FEATURES:
-        assert dtypes[f.transformed_name] == (tf.float32 if f.kind is Kind.NUMERIC else tf.int64)
+    for name, f in TAXI.features.items():
+        want = tf.float32 if _is_plain_numeric(f) else tf.int64
+        assert dtypes[transformed_name(name)] == want, name
     assert model.output_shape == (None, 1)
 
 
-def test_model_predicts_probabilities():
-    model = build_model(SIZES, ModelParams(hidden_units=(4,), embedding_dim=2))
-    batch = {
-        f.transformed_name: (
-            tf.random.normal([5, 1]) if f.kind is Kind.NUMERIC else tf.ones([5, 1], tf.int64)
-        )
-        for f in FEATURES
-    }
-    out = model(batch).numpy()
+def _batch(workload: Workload, rows: int) -> dict[str, tf.Tensor]:
+    batch = {}
+    for name, f in workload.features.items():
+        if _is_plain_numeric(f):
+            batch[transformed_name(name)] = tf.random.normal([rows, 1])
+        elif f.kind == "text":
+            batch[transformed_name(name)] = tf.constant([[3, 1, 0, 0]] * rows, tf.int64)
+        else:
+            batch[transformed_name(name)] = tf.ones([rows, 1], tf.int64)
+    return batch
+
+
+def test_binary_model_predicts_probabilities():
+    out = build_model(_context(TAXI))(_batch(TAXI, 5)).numpy()
     assert out.shape == (5, 1) and np.all((out >= 0) & (out <= 1))
 
 
-def test_model_rejects_missing_category_size():
-    sizes = dict(SIZES)
-    sizes.pop("company")
-    with pytest.raises(KeyError, match="company"):
-        build_model(sizes, ModelParams())
+TEXT = Workload(
+    label=LabelSpec(column="y", task="multiclass"),
+    features={
+        "review": FeatureSpec(kind="text", max_tokens=4, vocab_size=5),
+        "words": FeatureSpec(kind="text", max_tokens=4, vocab_size=5, encoding="bag_of_words"),
+        "size": FeatureSpec(kind="numeric"),
+    },
+)
 
 
-def test_training_params_reject_unknown_keys():
-    with pytest.raises(ValueError, match="unknown trainer custom_config keys \\['batchsize'\\]"):
-        TrainingParams.from_custom_config({"batchsize": 3})
+def test_multiclass_model_predicts_one_probability_per_class():
+    model = build_model(_context(TEXT, num_classes=3))
+    out = model(_batch(TEXT, 4)).numpy()
+    assert out.shape == (4, 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.get_layer("review_xf").input.shape.as_list() == [None, 4]
+
+
+def test_text_padding_is_masked_out():
+    """Token id 0 is padding: what its embedding rows hold never reaches the output."""
+    model = build_model(_context(TEXT, num_classes=3))
+    batch = _batch(TEXT, 2)
+    before = model(batch).numpy()
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.Embedding):
+            weights = layer.get_weights()[0]
+            weights[0] = 100.0
+            layer.set_weights([weights])
+    np.testing.assert_allclose(model(batch).numpy(), before, rtol=1e-5)
+
+
+def test_trainer_settings_reject_unknown_keys():
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) trainer.batchsize"):
+        TrainerSettings.from_plain({"batchsize": 3}, 10, 2)
+
+
+def test_an_unimportable_model_package_is_named():
+    with pytest.raises(ModelPackageError, match=r"model.package=no_such.pkg: cannot import it"):
+        model_package.load("no_such.pkg")
+
+
+def test_a_module_without_the_protocol_is_named():
+    with pytest.raises(ModelPackageError, match="no function preprocessing_fn or build_model"):
+        model_package.load("json")
 
 
 def test_run_fn_writes_tensorboard_logs_and_a_saved_model(trained_model):
@@ -64,16 +141,17 @@ def test_signatures_names_shapes_and_dtypes(trained_model):
     default = loaded.signatures[SERVING_DEFAULT]
     (examples,) = default.structured_input_signature[1].values()
     assert examples.dtype == tf.string and examples.shape.as_list() == [None]
-    out = default.structured_outputs[OUTPUT_KEY]
+    out = default.structured_outputs[PROBABILITY]
     assert out.dtype == tf.float32 and out.shape.as_list() == [None, 1]
 
     raw_inputs = loaded.signatures[SERVING_RAW].structured_input_signature[1]
-    assert set(raw_inputs) == set(serving_columns())
-    assert LABEL.tips_column not in raw_inputs
-    want = {"float": tf.float32, "int": tf.int64, "string": tf.string}
-    for f in FEATURES:
-        assert raw_inputs[f.name].dtype == want[f.raw_type.value], f.name
-        assert raw_inputs[f.name].shape.as_list() == [None]
+    assert set(raw_inputs) == set(SERVING_COLUMNS)
+    assert "tips" not in raw_inputs
+    want = {schema_pb2.FLOAT: tf.float32, schema_pb2.INT: tf.int64, schema_pb2.BYTES: tf.string}
+    types = {f.name: f.type for f in load_schema().feature}
+    for name in SERVING_COLUMNS:
+        assert raw_inputs[name].dtype == want[types[name]], name
+        assert raw_inputs[name].shape.as_list() == [None]
 
 
 def test_both_serving_signatures_agree_with_the_in_graph_transform(
@@ -84,25 +162,25 @@ def test_both_serving_signatures_agree_with_the_in_graph_transform(
     keras_model = tf.keras.models.load_model(trained_model)
     schema = load_schema()
     _, transformed_rows = transformed
-    indices = [i for i, r in enumerate(taxi_rows) if all(r[c] for c in serving_columns())][:20]
+    indices = [i for i, r in enumerate(taxi_rows) if all(r[c] for c in SERVING_COLUMNS)][:20]
     rows = [taxi_rows[i] for i in indices]
     assert len(rows) == 20
 
-    serialized = tf.constant([to_tf_example(r, schema, serving_columns()) for r in rows])
-    from_examples = loaded.signatures[SERVING_DEFAULT](examples=serialized)[OUTPUT_KEY].numpy()
+    serialized = tf.constant([to_tf_example(r, schema, SERVING_COLUMNS) for r in rows])
+    from_examples = loaded.signatures[SERVING_DEFAULT](examples=serialized)[PROBABILITY].numpy()
 
     instances = [to_instance(r, schema) for r in rows]
     raw = {
         name: tf.constant(np.concatenate([inst[name] for inst in instances]))
-        for name in serving_columns()
+        for name in SERVING_COLUMNS
     }
-    from_raw = loaded.signatures[SERVING_RAW](**raw)[OUTPUT_KEY].numpy()
+    from_raw = loaded.signatures[SERVING_RAW](**raw)[PROBABILITY].numpy()
 
     beam_inputs = {
-        f.transformed_name: tf.constant(
-            [[transformed_rows[i][f.transformed_name]] for i in indices]
+        transformed_name(name): tf.constant(
+            [[transformed_rows[i][transformed_name(name)]] for i in indices]
         )
-        for f in FEATURES
+        for name in SERVING_COLUMNS
     }
     from_beam = keras_model(beam_inputs).numpy()
 
@@ -117,7 +195,7 @@ def test_transform_features_signature_yields_the_label(trained_model, transforme
     _, transformed_rows = transformed
     serialized = tf.constant([to_tf_example(r, schema) for r in taxi_rows[:30]])
     out = loaded.signatures[TRANSFORM_FEATURES](examples=serialized)
-    assert out[LABEL.name].numpy().tolist() == [r[LABEL.name] for r in transformed_rows[:30]]
+    assert out[LABEL_KEY].numpy().tolist() == [r[LABEL_KEY] for r in transformed_rows[:30]]
     np.testing.assert_allclose(
         out["fare_xf"].numpy(), [r["fare_xf"] for r in transformed_rows[:30]], atol=1e-5
     )
@@ -140,10 +218,17 @@ def test_schedule_covers_exactly_the_requested_steps(steps, epochs, per_epoch, p
 def test_autograph_leaves_tf_keras_alone():
     from tensorflow.python.autograph.core import config as autograph_config
 
-    from components.autograph import skip_tf_keras
+    from components.private_apis import skip_tf_keras
 
     skip_tf_keras()
     skip_tf_keras()
     matching = [r for r in autograph_config.CONVERSION_RULES if r.matches("tf_keras.src.engine")]
     assert len(matching) == 1
     assert isinstance(matching[0], autograph_config.DoNotConvert)
+
+
+def test_the_docs_quote_the_custom_package_as_it_is():
+    docs = (Path(__file__).parent.parent / "docs" / "model_packages.md").read_text()
+    source = (Path(__file__).parent / "custom_model" / "__init__.py").read_text()
+    body = source[source.index("from __future__") :].strip()
+    assert body in docs, "docs/model_packages.md must quote tests/custom_model/__init__.py"

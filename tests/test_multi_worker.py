@@ -20,13 +20,21 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from components.train import backup_dir
-from components.trainer.launch import WorkerFailedError
-from components.trainer.local_workers import LocalWorkers
+from components.training.local_workers import LocalWorkers
+from components.training.run import custom_config
+from components.training.session import backup_dir
+from components.training.settings import TrainerSettings
+from components.training.workers import WorkerFailedError
 from pipeline import definition
 from pipeline.config import PipelineConfig, load_config
 from pipeline.runners import local
-from tests.conftest import csv_columns, read_csv_rows, write_csv, write_transformed_examples
+from tests.conftest import (
+    csv_columns,
+    read_csv_rows,
+    taxi_config,
+    write_csv,
+    write_transformed_examples,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,7 +60,7 @@ def _config(workspace: Path, *overrides: str) -> PipelineConfig:
             f"registry.uri={workspace / 'registry'}",
             f"trainer.train_steps={STEPS}",
             "trainer.eval_steps=5",
-            "evaluator.min_auc=0.75",
+            "evaluator.min_value=0.75",
             # Judge each run on its own: this compares two trainings, not releases.
             "evaluator.max_auc_drop=1.0",
             *overrides,
@@ -64,9 +72,8 @@ def _trainer_outputs(config: PipelineConfig) -> tuple[str, str]:
     """(model, model_run) URIs of the newest Trainer execution."""
     from ml_metadata import metadata_store
 
-    from components.metadata_store import connection_config
+    from components.mlmd import connection_config, latest_execution, output_artifacts
     from pipeline.config import to_dict
-    from pipeline.mlmd_queries import latest_execution, output_artifacts
 
     store = metadata_store.MetadataStore(connection_config(to_dict(config)["metadata"]))
     execution = latest_execution(store, config.run.pipeline_name, definition.TRAINER)
@@ -165,7 +172,9 @@ def _fn_args(tmp_path: Path, transformed, steps: int) -> tfx.components.FnArgs:
         model_run_dir=str(tmp_path / "model_run"),
         train_steps=steps,
         eval_steps=2,
-        custom_config={"batch_size": 8, "hidden_units": [8], "embedding_dim": 2},
+        custom_config=custom_config(
+            taxi_config().model, TrainerSettings(batch_size=8, hidden_units=(8,), embedding_dim=2)
+        ),
     )
 
 
@@ -178,7 +187,7 @@ def test_a_killed_worker_restarts_and_resumes_from_its_checkpoint(tmp_path, tran
 
     def train() -> None:
         try:
-            workers.run(fn_args, "components.train.run_fn")
+            workers.run(fn_args, "components.training.run.run_fn")
         except BaseException as e:
             errors.append(e)
 
@@ -216,7 +225,7 @@ def test_with_restarts_exhausted_the_trainer_fails_with_the_workers_error(tmp_pa
     lines: list[str] = []
     workers = LocalWorkers(workers=2, max_restarts=1, log=lines.append)
     with pytest.raises(WorkerFailedError) as e:
-        workers.run(fn_args, "components.train.run_fn")
+        workers.run(fn_args, "components.training.run.run_fn")
     message = str(e.value)
     assert re.search(r"worker [01] exited with code 1 on attempt 2 of 2", message), message
     assert "trainer.max_restarts=1" in message

@@ -1,4 +1,9 @@
-"""preprocessing_fn, run for real by tft_beam.AnalyzeAndTransformDataset."""
+"""The declarative package's preprocessing_fn, run for real by tft_beam.AnalyzeAndTransformDataset.
+
+On 200 taxi rows with the taxi workload (numeric, bucketized, categorical
+and a derived label), and on small frames for text, numbers written as text
+with NA, and multiclass labels.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,36 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.features import FEATURES, LABEL, Kind, feature
-from components.preprocessing import compute_label, fill_missing
-from tests.conftest import load_schema, to_tf_example
+from components.contracts import LABEL_KEY, LABEL_VOCABULARY, transformed_name, vocabulary_name
+from components.workload import FeatureSpec, LabelSpec, Workload
+from models.declarative.preprocessing import fill_missing
+from models.declarative.text import tokenize
+from models.taxi.labels import big_tipper
+from tests.conftest import load_schema, run_transform, taxi_config, to_tf_example
+
+TAXI = taxi_config().model
 
 
 def _column(rows, name):
     return np.array([r[name] for r in rows])
 
 
-def test_outputs_every_registered_feature_and_the_label(transformed):
+def test_outputs_every_configured_feature_and_the_label(transformed):
     _, rows = transformed
-    expected = {f.transformed_name for f in FEATURES} | {LABEL.name}
+    expected = {transformed_name(name) for name in TAXI.features} | {LABEL_KEY}
     assert set(rows[0]) == expected
 
 
 def test_transformed_schema_types(transformed):
     output = tft.TFTransformOutput(transformed[0])
     spec = output.transformed_feature_spec()
-    for f in FEATURES:
-        want = tf.float32 if f.kind is Kind.NUMERIC else tf.int64
-        assert spec[f.transformed_name].dtype == want, f.name
-        assert isinstance(spec[f.transformed_name], tf.io.FixedLenFeature)
-    assert spec[LABEL.name].dtype == tf.int64
+    for name, f in TAXI.features.items():
+        want = tf.float32 if f.kind == "numeric" and not f.buckets else tf.int64
+        assert spec[transformed_name(name)].dtype == want, name
+        assert isinstance(spec[transformed_name(name)], tf.io.FixedLenFeature)
+    assert spec[LABEL_KEY].dtype == tf.int64
 
 
 def test_numeric_features_are_z_scores(taxi_rows, transformed):
@@ -50,41 +61,50 @@ def test_missing_numeric_is_filled_with_default(taxi_rows, transformed):
 
 def test_bucketized_coordinates_follow_quantile_boundaries(taxi_rows, transformed):
     transform_dir, rows = transformed
-    f = feature("pickup_latitude")
-    got = _column(rows, f.transformed_name)
-    assert got.min() >= 0 and got.max() < f.num_buckets
-    raw = np.array([float(r[f.name] or f.default) for r in taxi_rows])
+    name, f = "pickup_latitude", TAXI.features["pickup_latitude"]
+    got = _column(rows, transformed_name(name))
+    assert got.min() >= 0 and got.max() < f.buckets
+    raw = np.array([float(r[name] or 0.0) for r in taxi_rows])
     order = np.argsort(raw, kind="stable")
     # Buckets are monotone in the raw value ...
     assert np.all(np.diff(got[order]) >= 0)
     # ... and quantile-based: no bucket holds most of the rows.
-    counts = np.bincount(got, minlength=f.num_buckets)
+    counts = np.bincount(got, minlength=f.buckets)
     assert counts.max() <= 0.3 * len(rows), counts
     # Values outside the analysed range land in the first and last buckets.
     low, high = (
         _transform_one(transform_dir, pickup_latitude="41.0"),
         _transform_one(transform_dir, pickup_latitude="42.5"),
     )
-    assert low[f.transformed_name] == 0
-    assert high[f.transformed_name] == got.max()
+    assert low[transformed_name(name)] == 0
+    assert high[transformed_name(name)] == got.max()
+
+
+def _vocabulary(transform_dir: str, name: str) -> list[str]:
+    output = tft.TFTransformOutput(transform_dir)
+    return [v.decode() if isinstance(v, bytes) else v for v in output.vocabulary_by_name(name)]
 
 
 def test_vocabulary_is_frequency_ordered_with_oov_buckets(taxi_rows, transformed):
     transform_dir, rows = transformed
-    f = feature("payment_type")
-    output = tft.TFTransformOutput(transform_dir)
-    vocab = [
-        v.decode() if isinstance(v, bytes) else v
-        for v in output.vocabulary_by_name(f.vocabulary_name)
-    ]
+    name = "payment_type"
+    vocab = _vocabulary(transform_dir, vocabulary_name(name))
     counts: dict[str, int] = {}
     for r in taxi_rows:
-        counts[r[f.name]] = counts.get(r[f.name], 0) + 1
+        counts[r[name]] = counts.get(r[name], 0) + 1
     assert vocab[0] == max(counts, key=counts.get)
     assert set(vocab) == set(counts)
-    got = _column(rows, f.transformed_name)
+    got = _column(rows, transformed_name(name))
     for raw_row, index in zip(taxi_rows, got, strict=True):
-        assert vocab[index] == raw_row[f.name]
+        assert vocab[index] == raw_row[name]
+
+
+def test_integer_categories_get_a_vocabulary_of_their_values(taxi_rows, transformed):
+    transform_dir, rows = transformed
+    vocab = _vocabulary(transform_dir, vocabulary_name("trip_start_hour"))
+    assert set(vocab) == {r["trip_start_hour"] for r in taxi_rows}
+    for raw_row, index in zip(taxi_rows, _column(rows, "trip_start_hour_xf"), strict=True):
+        assert vocab[index] == raw_row["trip_start_hour"]
 
 
 def _transform_one(transform_dir: str, **cells: str) -> dict[str, float | int]:
@@ -110,10 +130,12 @@ def _transform_one(transform_dir: str, **cells: str) -> dict[str, float | int]:
 
 def test_unseen_category_maps_to_an_oov_bucket(transformed):
     transform_dir, _ = transformed
-    f = feature("payment_type")
-    vocab_size = tft.TFTransformOutput(transform_dir).vocabulary_size_by_name(f.vocabulary_name)
-    index = _transform_one(transform_dir, payment_type="Bitcoin, never seen")[f.transformed_name]
-    assert vocab_size <= index < vocab_size + f.oov_buckets
+    name, f = "payment_type", TAXI.features["payment_type"]
+    size = tft.TFTransformOutput(transform_dir).vocabulary_size_by_name(vocabulary_name(name))
+    index = _transform_one(transform_dir, payment_type="Bitcoin, never seen")[
+        transformed_name(name)
+    ]
+    assert size <= index < size + f.oov_buckets
 
 
 def test_label_is_tip_over_20_percent_of_fare(taxi_rows, transformed):
@@ -121,15 +143,17 @@ def test_label_is_tip_over_20_percent_of_fare(taxi_rows, transformed):
     for raw, row in zip(taxi_rows, rows, strict=True):
         # tf.Examples carry float32, so the comparison is made in float32.
         fare, tips = np.float32(raw["fare"] or 0), np.float32(raw["tips"] or 0)
-        assert row[LABEL.name] == int(fare > 0 and tips > np.float32(0.2) * fare), raw
-    assert 0 < sum(r[LABEL.name] for r in rows) < len(rows)
+        assert row[LABEL_KEY] == int(fare > 0 and tips > np.float32(0.2) * fare), raw
+    assert 0 < sum(r[LABEL_KEY] for r in rows) < len(rows)
 
 
-def test_compute_label_edge_cases():
-    tips = tf.constant([2.0, 2.0, 0.0, 1.0])
-    fare = tf.constant([10.0, 9.0, 0.0, 0.0])
+def test_big_tipper_edge_cases():
+    columns = {
+        "tips": tf.constant([2.0, 2.0, 0.0, 1.0]),
+        "fare": tf.constant([10.0, 9.0, 0.0, 0.0]),
+    }
     # exactly 20% is not "more than"; zero fare is never a big tip
-    assert compute_label(tips, fare).numpy().tolist() == [0, 1, 0, 0]
+    assert big_tipper(columns).numpy().tolist() == [0, 1, 0, 0]
 
 
 @pytest.mark.parametrize(
@@ -142,3 +166,82 @@ def test_compute_label_edge_cases():
 )
 def test_fill_missing(value, expected):
     assert fill_missing(value, -1.0).numpy().tolist() == expected
+
+
+def _schema(**types: int) -> schema_pb2.Schema:
+    """A schema of optional columns of the given types (schema_pb2.FLOAT, INT, BYTES)."""
+    schema = schema_pb2.Schema()
+    for name, kind in types.items():
+        feature = schema.feature.add(name=name, type=kind)
+        feature.value_count.max = 1
+    return schema
+
+
+REVIEWS = [
+    {"review": "A GREAT film. Great acting!", "stars": "5", "label": "pos"},
+    {"review": "Great, great, great: <br />loved it", "stars": "4", "label": "pos"},
+    {"review": "awful film; awful plot", "stars": "NA", "label": "neg"},
+    {"review": "", "stars": "1.5", "label": "neg"},
+]
+
+
+@pytest.fixture(scope="module")
+def text_transform(tmp_path_factory):
+    workload = Workload(
+        label=LabelSpec(column="label", task="binary", positive="pos"),
+        features={
+            "review": FeatureSpec(kind="text", max_tokens=4, vocab_size=3, oov_buckets=1),
+            "stars": FeatureSpec(kind="numeric", fill=3.0),
+        },
+    )
+    schema = _schema(review=schema_pb2.BYTES, stars=schema_pb2.BYTES, label=schema_pb2.BYTES)
+    output_dir = str(tmp_path_factory.mktemp("text_tft"))
+    return output_dir, run_transform(REVIEWS, output_dir, workload, schema)
+
+
+def test_tokenizer_lowercases_and_drops_markup_and_punctuation():
+    tokens = tokenize(tf.constant(["A GREAT film. Great acting!", "<br />Hi,there", ""]), 3)
+    assert tokens.to_list() == [[b"a", b"great", b"film"], [b"hi", b"there"], []]
+
+
+def test_text_becomes_padded_ids_of_a_top_k_vocabulary_with_oov(text_transform):
+    transform_dir, rows = text_transform
+    vocab = _vocabulary(transform_dir, vocabulary_name("review"))
+    # top 3 by frequency: great (5), awful (2), film (2) ...
+    assert vocab[0] == "great" and set(vocab) == {"great", "awful", "film"}
+    ids = [list(r["review_xf"]) for r in rows]
+    assert all(len(row) == 4 for row in ids)  # max_tokens, 0-padded
+    great, awful, film = (vocab.index(w) + 1 for w in ("great", "awful", "film"))
+    oov = len(vocab) + 1  # the one OOV bucket, shifted by one like every id
+    # "a great film great" (cut at 4 tokens; "a" is out of the vocabulary)
+    assert ids[0] == [oov, great, film, great]
+    # "great great great loved" (the <br /> tag and the punctuation are gone)
+    assert ids[1] == [great, great, great, oov]
+    assert ids[2] == [awful, film, awful, oov]
+    assert ids[3] == [0, 0, 0, 0]  # an empty review is all padding
+
+
+def test_numbers_written_as_text_are_parsed_and_na_is_filled(text_transform):
+    _, rows = text_transform
+    # NA takes the fill (3.0): values 5, 4, 3, 1.5, z-scored.
+    raw = np.array([5.0, 4.0, 3.0, 1.5])
+    got = np.array([r["stars_xf"] for r in rows])
+    np.testing.assert_allclose(got, (raw - raw.mean()) / raw.std(), rtol=1e-4, atol=1e-4)
+
+
+def test_binary_label_column_with_a_positive_value(text_transform):
+    _, rows = text_transform
+    assert [r[LABEL_KEY] for r in rows] == [1, 1, 0, 0]
+
+
+def test_multiclass_label_ids_follow_the_label_vocabulary(tmp_path):
+    rows = [{"x": str(i), "y": y} for i, y in enumerate(["b", "a", "b", "c", "b", "a"])]
+    workload = Workload(
+        label=LabelSpec(column="y", task="multiclass"),
+        features={"x": FeatureSpec(kind="numeric")},
+    )
+    schema = _schema(x=schema_pb2.INT, y=schema_pb2.BYTES)
+    got = run_transform(rows, str(tmp_path), workload, schema)
+    classes = _vocabulary(str(tmp_path), LABEL_VOCABULARY)
+    assert classes == ["b", "a", "c"]  # by frequency; the rare class is kept
+    assert [classes[r[LABEL_KEY]] for r in got] == [r["y"] for r in rows]

@@ -28,7 +28,7 @@ from components.registry.store import (
     Registry,
     RegistryError,
 )
-from pipeline.__main__ import main
+from pipeline.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = pytest.mark.parametrize("atomic", [True, False], ids=["rename", "in-place"])
@@ -133,7 +133,8 @@ def test_verify_cli_exits_1_on_a_tampered_version_and_0_on_an_intact_one(
     assert "version 1: FAILED" in out and f"variables/{variables[0].name}: sha256" in out
     assert main(["registry", "verify", *args]) == 0  # latest = 2, intact
     assert main(["registry", "verify", "9", *args]) == 2
-    assert "no version 9" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no version 9" in err and len(err.splitlines()) == 1
 
 
 _KILL_SCRIPT = textwrap.dedent(
@@ -458,7 +459,8 @@ def test_list_and_show(saved_model, tmp_path, capsys):
     args = ["--set", f"registry.uri={uri}"]
     assert main(["registry", "list", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2].split()[:5] == ["1", "ok", "stable", "0.8000", lines[2].split()[4]]
+    # The gated metric: a manifest without thresholds.metric is read as AUC's.
+    assert lines[2].split()[:6] == ["1", "ok", "stable", "auc", "0.8000", lines[2].split()[5]]
     assert lines[2].split()[-1] == "run-7"
     assert lines[3].split() == ["2", "incomplete"]
     assert main(["registry", "show", "stable", *args]) == 0

@@ -5,8 +5,9 @@ version 1 is a stand-in that answers STUB for every row, version 2 the model
 the real `run_fn` trained. The reference predictions come from calling the
 trained SavedModel's `serving_default` directly on tf.Examples written the
 way CsvExampleGen writes them, empty cells left out, so the tests also show
-that filling empty cells with the registry's defaults client-side changes
-nothing.
+that filling empty cells with the serving columns' fills client-side
+changes nothing. The columns are the taxi default's (`columns_for` of the
+default configuration).
 """
 
 from __future__ import annotations
@@ -22,21 +23,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.features import FEATURES, RawType, serving_columns
+from components.errors import UserError
+from components.workload import FLOAT, INT, STRING, names
+from pipeline.cli import serving as serving_cli
 from pipeline.serving.client import (
+    Prediction,
     ServingError,
+    TargetError,
     grpc_target,
     make_client,
     predict_in_batches,
     rest_endpoint,
 )
+from pipeline.serving.columns import columns_for
 from pipeline.serving.loadtest import batches, format_result, percentile, run_load_test
-from pipeline.serving.rows import RowError, read_rows
+from pipeline.serving.rows import Row, RowError, read_rows
 from tests.conftest import (
     TAXI_CSV,
     csv_columns,
     load_schema,
     read_csv_rows,
+    taxi_config,
     to_tf_example,
     write_csv,
 )
@@ -46,11 +53,12 @@ MODEL = "taxi"
 STUB = 0.25  # what version 1 answers for every row
 ROWS = 40  # rows of the taxi CSV the reference predictions cover
 PROTOCOLS = ["REST", "gRPC"]
+COLUMNS = columns_for(taxi_config())
 
 
 @pytest.fixture(scope="module")
 def serving(trained_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServing]:
-    stub = write_constant_model(str(tmp_path_factory.mktemp("stub") / "model"), STUB)
+    stub = write_constant_model(str(tmp_path_factory.mktemp("stub") / "model"), STUB, COLUMNS)
     with FakeServing(MODEL, {1: stub, 2: trained_model}, {"canary": 1, "stable": 2}) as fake:
         yield fake
 
@@ -61,13 +69,13 @@ def reference(trained_model: str) -> np.ndarray:
     import tensorflow as tf
 
     raw = read_csv_rows(limit=ROWS)
-    empty = {f.raw_type for f in FEATURES for r in raw if r[f.name] == ""}
-    # The point of the comparison: rows with empty cells of every raw type.
-    assert empty == set(RawType), (
-        f"the first {ROWS} rows lack empty cells of {set(RawType) - empty}"
+    empty = {c.dtype for c in COLUMNS for r in raw if r[c.name] == ""}
+    # The point of the comparison: rows with empty cells of every column type.
+    assert empty == {FLOAT, INT, STRING}, (
+        f"the first {ROWS} rows lack empty cells of {({FLOAT, INT, STRING}) - empty}"
     )
     schema = load_schema()
-    examples = [to_tf_example(r, schema, columns=serving_columns()) for r in raw]
+    examples = [to_tf_example(r, schema, columns=names(COLUMNS)) for r in raw]
     model = tf.saved_model.load(trained_model)
     output = model.signatures["serving_default"](examples=tf.constant(examples))
     probabilities = output["probability"].numpy().reshape(-1)
@@ -79,10 +87,14 @@ def endpoint(fake: FakeServing, protocol: str) -> str:
     return fake.rest_url if protocol == "REST" else fake.grpc_target
 
 
+def probabilities(predictions: list[Prediction]) -> list[float]:
+    return [p.probability for p in predictions]
+
+
 @pytest.fixture
 def cli() -> Callable[[list[str]], int]:
-    """`python -m pipeline`'s main(), which maps a ServingError to exit 1."""
-    from pipeline.__main__ import main
+    """The CLI's main(), which maps a ServingError to exit 1."""
+    from pipeline.cli import main
 
     return main
 
@@ -91,11 +103,14 @@ def cli() -> Callable[[list[str]], int]:
 def test_predictions_match_the_saved_model_on_rows_with_empty_cells(
     serving: FakeServing, reference: np.ndarray, protocol: str
 ) -> None:
-    rows = read_rows(TAXI_CSV, limit=ROWS)
-    with make_client(endpoint(serving, protocol), MODEL, use_grpc=protocol == "gRPC") as client:
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=ROWS)
+    with make_client(
+        endpoint(serving, protocol), MODEL, COLUMNS, use_grpc=protocol == "gRPC"
+    ) as client:
         # 7 does not divide 40: the last request is a short one.
-        probabilities = predict_in_batches(client, rows, batch_size=7)
-    np.testing.assert_allclose(probabilities, reference, rtol=1e-5, atol=1e-6)
+        predictions = predict_in_batches(client, rows, batch_size=7)
+    assert all(p.classes == () and p.top_class is None for p in predictions)
+    np.testing.assert_allclose(probabilities(predictions), reference, rtol=1e-5, atol=1e-6)
     assert [c.rows for c in serving.calls[-6:]] == [7, 7, 7, 7, 7, 5]
     assert {c.signature for c in serving.calls[-6:]} == {
         "serving_raw" if protocol == "REST" else "serving_default"
@@ -103,11 +118,13 @@ def test_predictions_match_the_saved_model_on_rows_with_empty_cells(
 
 
 def test_rest_and_grpc_agree_row_by_row(serving: FakeServing) -> None:
-    rows = read_rows(TAXI_CSV, limit=300)
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=300)
     answers = {}
     for protocol in PROTOCOLS:
-        with make_client(endpoint(serving, protocol), MODEL, use_grpc=protocol == "gRPC") as c:
-            answers[protocol] = predict_in_batches(c, rows, batch_size=64)
+        with make_client(
+            endpoint(serving, protocol), MODEL, COLUMNS, use_grpc=protocol == "gRPC"
+        ) as c:
+            answers[protocol] = probabilities(predict_in_batches(c, rows, batch_size=64))
     assert len(answers["REST"]) == len(rows)
     np.testing.assert_allclose(answers["REST"], answers["gRPC"], rtol=1e-5, atol=1e-6)
 
@@ -127,14 +144,14 @@ def test_rest_and_grpc_agree_row_by_row(serving: FakeServing) -> None:
 def test_versions_and_labels_reach_the_version_asked(
     serving: FakeServing, reference: np.ndarray, protocol: str, choice: dict, reached: int
 ) -> None:
-    rows = read_rows(TAXI_CSV, limit=ROWS)
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=ROWS)
     with make_client(
-        endpoint(serving, protocol), MODEL, use_grpc=protocol == "gRPC", **choice
+        endpoint(serving, protocol), MODEL, COLUMNS, use_grpc=protocol == "gRPC", **choice
     ) as client:
-        probabilities = client.predict(rows)
+        predictions = client.predict(rows)
     assert serving.calls[-1].version == reached
     expected = np.full(ROWS, STUB) if reached == 1 else reference
-    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probabilities(predictions), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -168,10 +185,10 @@ def test_unknown_model_version_or_label_is_a_clear_error(
     code: str,
     server_says: str,
 ) -> None:
-    rows = read_rows(TAXI_CSV, limit=3)
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=3)
     address = endpoint(serving, protocol)
     with (
-        make_client(address, model, use_grpc=protocol == "gRPC", **choice) as client,
+        make_client(address, model, COLUMNS, use_grpc=protocol == "gRPC", **choice) as client,
         pytest.raises(ServingError) as error,
     ):
         client.predict(rows)
@@ -193,9 +210,9 @@ def _closed_port() -> int:
 def test_an_unreachable_server_is_named(protocol: str) -> None:
     port = _closed_port()
     address = f"http://127.0.0.1:{port}" if protocol == "REST" else f"127.0.0.1:{port}"
-    rows = read_rows(TAXI_CSV, limit=1)
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=1)
     with (
-        make_client(address, MODEL, use_grpc=protocol == "gRPC", timeout=5) as client,
+        make_client(address, MODEL, COLUMNS, use_grpc=protocol == "gRPC", timeout=5) as client,
         pytest.raises(ServingError, match=re.escape(address)) as error,
     ):
         client.predict(rows)
@@ -219,7 +236,7 @@ def test_fake_speaks_tf_servings_rest_shapes(serving: FakeServing) -> None:
         ("1", "AVAILABLE"),
     ]
     url = f"{serving.rest_url}/v1/models/{MODEL}/versions/1:predict"
-    instance = {f.name: f.default for f in FEATURES}
+    instance = {c.name: c.fill for c in COLUMNS}
     code, body = _post(
         url, {"signature_name": "serving_raw", "inputs": {k: [v] for k, v in instance.items()}}
     )
@@ -254,7 +271,11 @@ def test_cli_predict_prints_each_rows_probability(
     assert [int(n) for n, _, _ in printed] == list(range(1, 13))
     np.testing.assert_allclose([float(p) for _, p, _ in printed], reference[:12], atol=1e-6)
     assert [v for _, _, v in printed] == ["yes" if p >= 0.5 else "no" for p in reference[:12]]
-    assert f"12 rows of {TAXI_CSV} scored by" in out
+    # The verdict column is the label's display name; the model name defaults to the config's.
+    assert re.search(r"^\s+row\s+probability\s+big_tipper$", out, re.MULTILINE)
+    big = sum(p >= 0.5 for p in reference[:12])
+    assert f"12 rows of {TAXI_CSV} scored by" in out and "model 'taxi'" in out
+    assert f": {big} called big_tipper (probability >= 0.5), mean probability" in out
 
 
 def test_cli_predict_reports_a_server_error_and_exits_1(
@@ -271,9 +292,9 @@ def test_cli_predict_reports_a_server_error_and_exits_1(
 
 
 def test_load_test_measures_concurrent_requests(serving: FakeServing) -> None:
-    rows = read_rows(TAXI_CSV, limit=100)
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=100)
     before = len(serving.calls)
-    with make_client(serving.rest_url, MODEL) as client:
+    with make_client(serving.rest_url, MODEL, COLUMNS) as client:
         result = run_load_test(client, rows, concurrency=4, batch_size=8, duration=2.0)
     assert result.requests > 0
     assert result.errors == 0
@@ -343,7 +364,7 @@ def test_percentiles_are_nearest_rank() -> None:
 
 
 def test_batches_go_round_robin_and_stay_full() -> None:
-    rows = read_rows(TAXI_CSV, limit=5)
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=5)
     numbers = [[r.number for r in batch] for batch in batches(rows, 2)]
     assert numbers == [[1, 2], [3, 4], [5, 1]]
 
@@ -384,7 +405,7 @@ def test_bad_csv_errors_name_file_row_and_column(
         column, value = assignment.split("=")
         rows[int(number) - 1] = {**rows[int(number) - 1], column: value}
     with pytest.raises(RowError, match=expected) as error:
-        read_rows(_write(tmp_path, rows, columns))
+        read_rows(_write(tmp_path, rows, columns), COLUMNS)
     assert str(tmp_path / "rows.csv") in str(error.value)
 
 
@@ -393,9 +414,9 @@ def test_a_short_row_and_a_missing_file_are_named(tmp_path: Path) -> None:
     columns = csv_columns()
     path.write_text(",".join(columns) + "\n" + ",".join(["1"] * 3) + "\n")
     with pytest.raises(RowError, match=r"short\.csv, row 1: no cell for column '\w+'"):
-        read_rows(path)
+        read_rows(path, COLUMNS)
     with pytest.raises(RowError, match=r"cannot read the CSV file .*absent\.csv"):
-        read_rows(tmp_path / "absent.csv")
+        read_rows(tmp_path / "absent.csv", COLUMNS)
 
 
 def test_cli_bad_csv_exits_2_naming_the_problem(
@@ -408,7 +429,8 @@ def test_cli_bad_csv_exits_2_naming_the_problem(
     code = cli(["predict", "--endpoint", "http://127.0.0.1:9", "--csv", str(path)])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{path}, row 2, column 'trip_start_hour' (int)" in err
+    assert err.startswith(f"error: {path}, row 2, column 'trip_start_hour' (int)")
+    assert len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -428,10 +450,46 @@ def test_endpoints_are_checked(check: Callable[[str], str], given: str, expected
     if expected.startswith(("http", "serving")):
         assert check(given) == expected
     else:
-        with pytest.raises(ValueError, match=re.escape(expected)):
+        with pytest.raises(TargetError, match=re.escape(expected)):
             check(given)
 
 
 def test_a_version_and_a_label_together_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"by version \(3\) or by label \('stable'\), not both"):
-        make_client("http://h:8501", MODEL, version=3, label="stable")
+    with pytest.raises(TargetError, match=r"by version \(3\) or by label \('stable'\), not both"):
+        make_client("http://h:8501", MODEL, COLUMNS, version=3, label="stable")
+
+
+def test_bad_requests_are_user_errors_and_a_failing_server_is_not() -> None:
+    # The CLI prints a UserError as `error: ...` (exit 2), a ServingError as `FAILED: ...` (1).
+    assert issubclass(TargetError, UserError) and issubclass(RowError, UserError)
+    assert not issubclass(ServingError, UserError)
+
+
+def test_cli_bad_endpoint_exits_2(
+    cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli(["predict", "--endpoint", "serving:8501", "--csv", str(TAXI_CSV), "--limit", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: REST endpoint: expected http://host:port, found 'serving:8501'")
+
+
+def test_multiclass_predictions_print_the_top_class_and_the_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    classes = ("Adelie", "Chinstrap", "Gentoo")
+    predictions = [
+        Prediction((0.9, 0.05, 0.05), classes),
+        Prediction((0.1, 0.2, 0.7), classes),
+        Prediction((0.6, 0.3, 0.1), classes),
+    ]
+    rows = [Row(n, {}) for n in (1, 2, 3)]
+    tally = serving_cli._class_table(rows, predictions)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines] == [
+        ["row", "class", "probability"],
+        ["1", "Adelie", "0.900000"],
+        ["2", "Gentoo", "0.700000"],
+        ["3", "Adelie", "0.600000"],
+    ]
+    assert tally == "top class Adelie 2, Gentoo 1"

@@ -9,9 +9,13 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from components.contracts import PROBABILITY as OUTPUT_KEY
+from components.contracts import SERVING_DEFAULT, SERVING_RAW
 from components.registry import warmup
-from components.signatures import OUTPUT_KEY, SERVING_DEFAULT, SERVING_RAW
-from tests.conftest import load_schema, read_csv_rows, to_tf_example
+from pipeline.serving.columns import columns_for
+from tests.conftest import load_schema, read_csv_rows, taxi_config, to_tf_example
+
+COLUMNS = columns_for(taxi_config())
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +29,7 @@ def test_warmup_file_parses_as_prediction_logs_and_every_request_runs(
     trained_model, raw_examples, tmp_path
 ):
     path = str(tmp_path / "tf_serving_warmup_requests")
-    written = warmup.write(path, warmup.build_requests(raw_examples, "taxi", 50))
+    written = warmup.write(path, warmup.build_requests(raw_examples, "taxi", 50, COLUMNS))
     assert written == 50
     logs = warmup.read(path)
     assert len(logs) == 50
@@ -44,7 +48,7 @@ def test_warmup_file_parses_as_prediction_logs_and_every_request_runs(
 
 
 def test_raw_requests_only_for_rows_with_every_feature(raw_examples):
-    requests = list(warmup.build_requests(raw_examples, "taxi", 1000))
+    requests = list(warmup.build_requests(raw_examples, "taxi", 1000, COLUMNS))
     default = [r for r in requests if r.model_spec.signature_name == SERVING_DEFAULT]
     raw = [r for r in requests if r.model_spec.signature_name == SERVING_RAW]
     # Every row gives both; a missing cell takes the feature's default, as in
@@ -55,7 +59,7 @@ def test_raw_requests_only_for_rows_with_every_feature(raw_examples):
 
 
 def test_both_signatures_agree_on_the_same_example(trained_model, raw_examples):
-    requests = list(warmup.build_requests(raw_examples, "taxi", 1000))
+    requests = list(warmup.build_requests(raw_examples, "taxi", 1000, COLUMNS))
     model = tf.saved_model.load(trained_model)
     results = []
     for request in requests:
@@ -79,9 +83,9 @@ def test_both_signatures_agree_on_the_same_example(trained_model, raw_examples):
 
 def test_bad_counts_and_empty_input_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"1\.\.1000, got 1001"):
-        list(warmup.build_requests([], "taxi", 1001))
+        list(warmup.build_requests([], "taxi", 1001, COLUMNS))
     with pytest.raises(ValueError, match="no examples to build warmup requests"):
-        warmup.write(str(tmp_path / "w"), warmup.build_requests([], "taxi", 10))
+        warmup.write(str(tmp_path / "w"), warmup.build_requests([], "taxi", 10, COLUMNS))
 
 
 def test_prediction_log_type_is_the_serving_one():

@@ -4,7 +4,8 @@ TFX artifacts cannot point at another artifact's files, and an output cannot
 be left empty in a way both the local runner and Kubeflow v2 accept. So the
 output is a small Model-typed *reference*: custom properties
 `baseline_found`, `baseline_model_id`, `baseline_model_uri`,
-`baseline_blessing_id` (and the same in `reference.json`).
+`baseline_blessing_id` (`components.contracts.BASELINE_*`; the same in
+`reference.json`).
 `components.evaluator.Evaluator` resolves it before TFMA runs; with no
 baseline it evaluates on the value thresholds alone.
 """
@@ -15,14 +16,13 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from components import contracts
 from components.baseline.lookup import find_latest_blessed_model
-from components.metadata_store import connect
+from components.mlmd import connect
 
-REFERENCE_FILE = "reference.json"
-FOUND = "baseline_found"
-MODEL_ID = "baseline_model_id"
-MODEL_URI = "baseline_model_uri"
-BLESSING_ID = "baseline_blessing_id"
+# Former names of the reference's keys, still imported by tests/test_kubeflow_launcher.py.
+FOUND = contracts.BASELINE_FOUND
+MODEL_ID = contracts.BASELINE_MODEL_ID
 
 
 @tfx.dsl.components.component
@@ -43,22 +43,25 @@ def BaselineLookup(
         pipeline: Pipeline whose blessings count (not `pipeline_name`, which
             TFX's InteractiveContext reserves).
         metadata_connection: JSON description of the ML Metadata store, see
-            `components.metadata_store.connection_config`.
+            `components.mlmd.connection_config`.
     """
     store = connect(metadata_connection)
     found = find_latest_blessed_model(
         store, pipeline, frozenset({model.id}), frozenset({model.uri})
     )
+    model_id = found.model_id if found else 0
+    model_uri = found.model_uri if found else ""
+    blessing_id = found.blessing_id if found else 0
+    baseline.set_int_custom_property(contracts.BASELINE_FOUND, int(found is not None))
+    baseline.set_int_custom_property(contracts.BASELINE_MODEL_ID, model_id)
+    baseline.set_string_custom_property(contracts.BASELINE_MODEL_URI, model_uri)
+    baseline.set_int_custom_property(contracts.BASELINE_BLESSING_ID, blessing_id)
     reference = {
-        FOUND: int(found is not None),
-        MODEL_ID: found.model_id if found else 0,
-        MODEL_URI: found.model_uri if found else "",
-        BLESSING_ID: found.blessing_id if found else 0,
+        contracts.BASELINE_FOUND: int(found is not None),
+        contracts.BASELINE_MODEL_ID: model_id,
+        contracts.BASELINE_MODEL_URI: model_uri,
+        contracts.BASELINE_BLESSING_ID: blessing_id,
     }
-    baseline.set_int_custom_property(FOUND, reference[FOUND])
-    baseline.set_int_custom_property(MODEL_ID, reference[MODEL_ID])
-    baseline.set_string_custom_property(MODEL_URI, reference[MODEL_URI])
-    baseline.set_int_custom_property(BLESSING_ID, reference[BLESSING_ID])
     tf.io.gfile.makedirs(baseline.uri)
-    with tf.io.gfile.GFile(os.path.join(baseline.uri, REFERENCE_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(baseline.uri, contracts.BASELINE_REFERENCE_FILE), "w") as f:
         json.dump(reference, f, indent=2)

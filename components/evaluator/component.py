@@ -2,9 +2,10 @@
 
 TFX's Evaluator takes a whole `eval_config` proto, and a Kubeflow runtime
 parameter cannot stand for a field inside a proto. This component takes the
-two blessing thresholds as float parameters (values or RuntimeParameters); its
-executor builds the EvalConfig from them (`components.eval_config`), resolves
-the BaselineLookup reference, and runs TFX's Evaluator executor unchanged.
+two blessing thresholds as float parameters (values or RuntimeParameters) and
+the task, gated metric and slices as `eval_spec` JSON; its executor builds the
+EvalConfig from them (`components.evaluator.eval_config`), resolves the
+BaselineLookup reference, and runs TFX's Evaluator executor unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tfx.orchestration import data_types
 from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.evaluator.executor import MAX_AUC_DROP, MIN_AUC, Executor
+from components.evaluator.executor import EVAL_SPEC, MAX_DROP, MIN_VALUE, Executor
 
 FloatParam: TypeAlias = float | data_types.RuntimeParameter
 
@@ -25,8 +26,9 @@ class EvaluatorSpec(ComponentSpec):
     """Inputs, outputs and parameters of `Evaluator`."""
 
     PARAMETERS = {
-        MIN_AUC: ExecutionParameter(type=float),
-        MAX_AUC_DROP: ExecutionParameter(type=float),
+        EVAL_SPEC: ExecutionParameter(type=str),
+        MIN_VALUE: ExecutionParameter(type=float),
+        MAX_DROP: ExecutionParameter(type=float),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -50,16 +52,18 @@ class Evaluator(base_beam_component.BaseBeamComponent):
         self,
         examples: channel.BaseChannel,
         model: channel.BaseChannel,
-        min_auc: FloatParam,
-        max_auc_drop: FloatParam,
+        eval_spec: str,
+        min_value: FloatParam,
+        max_drop: FloatParam,
         baseline_model: channel.BaseChannel | None = None,
     ):
         spec = EvaluatorSpec(
             examples=examples,
             model=model,
             baseline_model=baseline_model,
-            min_auc=min_auc,
-            max_auc_drop=max_auc_drop,
+            eval_spec=eval_spec,
+            min_value=min_value,
+            max_drop=max_drop,
             evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
         )

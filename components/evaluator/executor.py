@@ -1,4 +1,4 @@
-"""Evaluator executor: thresholds to EvalConfig, baseline reference to model, then TFX's.
+"""Evaluator executor: task and thresholds to EvalConfig, baseline reference to model, then TFX's.
 
 Everything TFMA-related (metrics, thresholds, the rubber stamp when there is
 no baseline, the blessing) stays TFX's Evaluator executor, unchanged.
@@ -14,18 +14,13 @@ from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.baseline.component import FOUND, MODEL_ID, MODEL_URI
-from components.eval_config import make_eval_config
+from components import contracts
+from components.evaluator.eval_config import EvalSpec, make_eval_config
 
 BASELINE_KEY = "baseline_model"
-MIN_AUC = "min_auc"
-MAX_AUC_DROP = "max_auc_drop"
-# Where the blessing records the baseline's ML Metadata id. TFX writes it to
-# `baseline_model_id`, which TFX's Kubeflow v2 entrypoint then maps through
-# its table of *input* artifact ids, and the looked-up baseline is not an
-# input: the entrypoint would fail with a KeyError after a successful
-# evaluation. Under this name it is left alone, on every orchestrator.
-BASELINE_MLMD_ID = "baseline_model_mlmd_id"
+EVAL_SPEC = "eval_spec"
+MIN_VALUE = contracts.MIN_VALUE
+MAX_DROP = contracts.MAX_DROP
 
 
 def resolve_baseline(reference: types.Artifact) -> standard_artifacts.Model | None:
@@ -38,10 +33,10 @@ def resolve_baseline(reference: types.Artifact) -> standard_artifacts.Model | No
     Raises:
         ValueError: The reference says found but names no model.
     """
-    if not reference.get_int_custom_property(FOUND):
+    if not reference.get_int_custom_property(contracts.BASELINE_FOUND):
         return None
-    model_id = reference.get_int_custom_property(MODEL_ID)
-    uri = reference.get_string_custom_property(MODEL_URI)
+    model_id = reference.get_int_custom_property(contracts.BASELINE_MODEL_ID)
+    uri = reference.get_string_custom_property(contracts.BASELINE_MODEL_URI)
     if not model_id or not uri:
         raise ValueError(
             f"baseline reference {reference.uri} says found but has model id {model_id!r} "
@@ -54,20 +49,21 @@ def resolve_baseline(reference: types.Artifact) -> standard_artifacts.Model | No
 
 
 def thresholds_to_eval_config(exec_properties: dict[str, Any]) -> dict[str, Any]:
-    """Replaces `min_auc`/`max_auc_drop` with TFX's `eval_config` JSON.
+    """Replaces `eval_spec`, `min_value` and `max_drop` with TFX's `eval_config` JSON.
 
     Raises:
-        ValueError: A threshold is missing or outside [0, 1].
+        ValueError: A threshold is missing or outside [0, 1], or the spec is bad.
     """
     props = dict(exec_properties)
+    spec = EvalSpec.from_json(props.pop(EVAL_SPEC))
     values = {}
-    for key in (MIN_AUC, MAX_AUC_DROP):
+    for key in (MIN_VALUE, MAX_DROP):
         value = props.pop(key, None)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
             raise ValueError(f"Evaluator: {key} must be a number in [0, 1], got {value!r}")
         values[key] = float(value)
     props[standard_component_specs.EVAL_CONFIG_KEY] = proto_utils.proto_to_json(
-        make_eval_config(values[MIN_AUC], values[MAX_AUC_DROP])
+        make_eval_config(spec, values[MIN_VALUE], values[MAX_DROP])
     )
     return props
 
@@ -75,7 +71,9 @@ def thresholds_to_eval_config(exec_properties: dict[str, Any]) -> dict[str, Any]
 def _move_baseline_id(blessing: types.Artifact) -> None:
     key = constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
     if blessing.has_custom_property(key):
-        blessing.set_int_custom_property(BASELINE_MLMD_ID, blessing.get_int_custom_property(key))
+        blessing.set_int_custom_property(
+            contracts.BASELINE_MODEL_MLMD_ID, blessing.get_int_custom_property(key)
+        )
         del blessing.mlmd_artifact.custom_properties[key]
 
 

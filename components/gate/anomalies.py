@@ -40,11 +40,37 @@ def split_names_of(split_names_property: str) -> list[str]:
     return [str(n) for n in names]
 
 
-def describe(anomalies_by_split: Mapping[str, anomalies_pb2.Anomalies]) -> list[str]:
-    """One line per anomalous feature and split: the feature, kind and detail."""
+_FEW_VALUES = anomalies_pb2.AnomalyInfo.FEATURE_TYPE_LOW_UNIQUE
+
+
+def _label_message(split: str, column: str, info: anomalies_pb2.AnomalyInfo) -> str | None:
+    """The label anomaly that matters most, said plainly: too few classes to learn from."""
+    if any(reason.type == _FEW_VALUES for reason in info.reason):
+        return (
+            f"[{split}] label {column!r} has fewer than two classes in the {split} split "
+            f"({info.description}): a model cannot learn or be judged on one class"
+        )
+    return None
+
+
+def describe(
+    anomalies_by_split: Mapping[str, anomalies_pb2.Anomalies], label_columns: Sequence[str] = ()
+) -> list[str]:
+    """One line per anomalous feature and split: the feature, kind and detail.
+
+    Args:
+        anomalies_by_split: ExampleValidator's anomalies by split name.
+        label_columns: The label's raw columns, whose anomalies are named as
+            the label's.
+    """
     lines = []
     for split, anomalies in sorted(anomalies_by_split.items()):
         for feature_name, info in sorted(anomalies.anomaly_info.items()):
+            if feature_name in label_columns:
+                message = _label_message(split, feature_name, info)
+                if message:
+                    lines.append(message)
+                    continue
             kinds = ", ".join(
                 anomalies_pb2.AnomalyInfo.Type.Name(reason.type) for reason in info.reason
             )
@@ -56,9 +82,11 @@ def describe(anomalies_by_split: Mapping[str, anomalies_pb2.Anomalies]) -> list[
     return lines
 
 
-def check(anomalies_by_split: Mapping[str, anomalies_pb2.Anomalies]) -> None:
+def check(
+    anomalies_by_split: Mapping[str, anomalies_pb2.Anomalies], label_columns: Sequence[str] = ()
+) -> None:
     """Raises AnomaliesFoundError naming every anomaly, if there is any."""
-    lines = describe(anomalies_by_split)
+    lines = describe(anomalies_by_split, label_columns)
     if lines:
         raise AnomaliesFoundError(
             f"ExampleValidator found {len(lines)} anomal{'y' if len(lines) == 1 else 'ies'} "

@@ -13,7 +13,14 @@ from components.gate.anomalies import check, read_anomalies, split_names_of
 @tfx.dsl.components.component
 def AnomaliesGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    label_columns: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
-    """Raises AnomaliesFoundError listing each anomalous feature and kind."""
+    """Raises AnomaliesFoundError listing each anomalous feature and kind.
+
+    Args:
+        anomalies: ExampleValidator's output.
+        label_columns: Comma-separated raw label columns; an anomaly there
+            (a single class in a split) is named as the label's.
+    """
     splits = split_names_of(anomalies.split_names)
-    check(read_anomalies(anomalies.uri, splits))
+    check(read_anomalies(anomalies.uri, splits), [c for c in label_columns.split(",") if c])

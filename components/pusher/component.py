@@ -35,8 +35,10 @@ class RegistryPusherSpec(ComponentSpec):
         executor.PIPELINE_NAME: ExecutionParameter(type=str),
         executor.PIPELINE_RUN_ID: ExecutionParameter(type=str),
         executor.DATA_ROOT: ExecutionParameter(type=str),
-        executor.MIN_AUC: ExecutionParameter(type=float),
-        executor.MAX_AUC_DROP: ExecutionParameter(type=float),
+        executor.METRIC: ExecutionParameter(type=str),
+        executor.MIN_VALUE: ExecutionParameter(type=float),
+        executor.MAX_DROP: ExecutionParameter(type=float),
+        executor.SERVING_COLUMNS: ExecutionParameter(type=str),
         executor.METADATA_CONNECTION: ExecutionParameter(type=str),
     }
     INPUTS = {
@@ -71,8 +73,10 @@ class RegistryPusher(base_component.BaseComponent):
         pipeline: str,
         pipeline_run_id: str,
         data_root: StrParam,
-        min_auc: FloatParam,
-        max_auc_drop: FloatParam,
+        metric: str,
+        min_value: FloatParam,
+        max_drop: FloatParam,
+        serving_columns: str,
         metadata_connection: str,
     ):
         """Args are the spec's; `pipeline_run_id` empty means the orchestrator's own."""
@@ -88,8 +92,10 @@ class RegistryPusher(base_component.BaseComponent):
             pipeline=pipeline,
             pipeline_run_id=pipeline_run_id,
             data_root=data_root,
-            min_auc=min_auc,
-            max_auc_drop=max_auc_drop,
+            metric=metric,
+            min_value=min_value,
+            max_drop=max_drop,
+            serving_columns=serving_columns,
             metadata_connection=metadata_connection,
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
         )

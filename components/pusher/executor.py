@@ -17,11 +17,12 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.evaluator.executor import BASELINE_MLMD_ID
+from components import contracts, mlmd
 from components.evaluator.metrics import overall_metrics
-from components.metadata_store import connect
+from components.mlmd import connect
 from components.registry import warmup
 from components.registry.store import Registry
+from components.workload import ServingColumn
 
 REGISTRY_URI = "registry_uri"
 MODEL_NAME = "model_name"
@@ -31,15 +32,17 @@ WARMUP_REQUESTS = "warmup_requests"
 PIPELINE_NAME = "pipeline"
 PIPELINE_RUN_ID = "pipeline_run_id"
 DATA_ROOT = "data_root"
-MIN_AUC = "min_auc"
-MAX_AUC_DROP = "max_auc_drop"
+METRIC = contracts.METRIC
+MIN_VALUE = contracts.MIN_VALUE
+MAX_DROP = contracts.MAX_DROP
 METADATA_CONNECTION = "metadata_connection"
-# TFX Pusher's output properties, kept so tools that read TFX pushes read ours.
-PUSHED = "pushed"
-PUSHED_DESTINATION = "pushed_destination"
-PUSHED_VERSION = "pushed_version"
-PUSH_RECORD = "push.json"
-EVAL_SPLIT = "eval"
+# The serving_raw inputs with their types and fills, as JSON: warmup requests.
+SERVING_COLUMNS = "serving_columns"
+
+
+def serving_columns_of(text: str) -> list[ServingColumn]:
+    """The `serving_columns` parameter back as ServingColumns."""
+    return [ServingColumn(**column) for column in json.loads(text)]
 
 
 def eval_examples(examples: types.Artifact) -> Iterator[bytes]:
@@ -48,10 +51,10 @@ def eval_examples(examples: types.Artifact) -> Iterator[bytes]:
     Raises:
         ValueError: The split has no files.
     """
-    (split_uri,) = artifact_utils.get_split_uris([examples], EVAL_SPLIT)
+    (split_uri,) = artifact_utils.get_split_uris([examples], contracts.EVAL_SPLIT)
     paths = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
     if not paths:
-        raise ValueError(f"examples {examples.uri}: no files in the {EVAL_SPLIT} split")
+        raise ValueError(f"examples {examples.uri}: no files in the {contracts.EVAL_SPLIT} split")
     for record in tf.data.TFRecordDataset(paths, compression_type="GZIP"):
         yield record.numpy()
 
@@ -62,14 +65,7 @@ def mlmd_id(store: metadata_store.MetadataStore, artifact: types.Artifact) -> in
     By URI because orchestrators disagree on `artifact.id`: TFX's local runner
     passes the real id, the Kubeflow v2 entrypoint a hash of the runtime name.
     """
-    type_names = {artifact.type_name, f"tfx.{artifact.type_name}"}
-    types_by_id = {t.id: t.name for t in store.get_artifact_types()}
-    matches = [
-        a.id
-        for a in store.get_artifacts_by_uri(artifact.uri)
-        if types_by_id.get(a.type_id) in type_names
-    ]
-    return max(matches) if matches else None
+    return mlmd.artifact_id_by_uri(store, artifact.type_name, artifact.uri)
 
 
 class Executor(base_executor.BaseExecutor):
@@ -86,7 +82,7 @@ class Executor(base_executor.BaseExecutor):
         pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
         if not model_utils.is_model_blessed(blessing):
             logging.info("model %s is not blessed; nothing pushed", model.uri)
-            pushed.set_int_custom_property(PUSHED, 0)
+            pushed.set_int_custom_property(contracts.PUSHED, 0)
             return
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
@@ -100,6 +96,7 @@ class Executor(base_executor.BaseExecutor):
                     eval_examples(examples),
                     registry.model_name,
                     int(exec_properties[WARMUP_REQUESTS]),
+                    serving_columns_of(exec_properties[SERVING_COLUMNS]),
                 ),
             )
             metadata["warmup_requests"] = count
@@ -116,11 +113,11 @@ class Executor(base_executor.BaseExecutor):
         logging.info(
             "pushed version %d to %s; retention deleted %s", version.number, version.path, deleted
         )
-        pushed.set_int_custom_property(PUSHED, 1)
-        pushed.set_string_custom_property(PUSHED_DESTINATION, version.path)
-        pushed.set_string_custom_property(PUSHED_VERSION, str(version.number))
+        pushed.set_int_custom_property(contracts.PUSHED, 1)
+        pushed.set_string_custom_property(contracts.PUSHED_DESTINATION, version.path)
+        pushed.set_string_custom_property(contracts.PUSHED_VERSION, str(version.number))
         tf.io.gfile.makedirs(pushed.uri)
-        with tf.io.gfile.GFile(os.path.join(pushed.uri, PUSH_RECORD), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(pushed.uri, contracts.PUSH_RECORD), "w") as f:
             json.dump(
                 {"version": version.number, "destination": version.path, "pruned": deleted},
                 f,
@@ -143,8 +140,8 @@ class Executor(base_executor.BaseExecutor):
         store = connect(props[METADATA_CONNECTION])
         metrics, baseline_metrics = overall_metrics(evaluation.uri)
         baseline_id = (
-            blessing.get_int_custom_property(BASELINE_MLMD_ID)
-            if blessing.has_custom_property(BASELINE_MLMD_ID)
+            blessing.get_int_custom_property(contracts.BASELINE_MODEL_MLMD_ID)
+            if blessing.has_custom_property(contracts.BASELINE_MODEL_MLMD_ID)
             else None
         )
         return {
@@ -168,8 +165,9 @@ class Executor(base_executor.BaseExecutor):
                 "metrics": metrics,
                 "baseline_metrics": baseline_metrics,
                 "thresholds": {
-                    "min_auc": float(props[MIN_AUC]),
-                    "max_auc_drop": float(props[MAX_AUC_DROP]),
+                    METRIC: props[METRIC],
+                    MIN_VALUE: float(props[MIN_VALUE]),
+                    MAX_DROP: float(props[MAX_DROP]),
                 },
             },
         }

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from components.errors import UserError
 from components.registry import files
 
 MANIFEST_FILE = "manifest.json"
@@ -18,7 +19,7 @@ FORMAT = 1
 REQUIRED_KEYS = ("format", "model_name", "version", "created", "files")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest is missing, unreadable or inconsistent with its version."""
 
 

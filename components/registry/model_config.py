@@ -14,8 +14,10 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from components.errors import UserError
 
-class ModelConfigError(ValueError):
+
+class ModelConfigError(UserError, ValueError):
     """A model config file is unreadable or lacks the model."""
 
 

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.errors import UserError
 from components.registry import files, manifest
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -52,7 +53,7 @@ _LABEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PUBLISH_ATTEMPTS = 50
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     """A registry operation cannot be done; the message says what and where."""
 
 

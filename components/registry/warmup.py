@@ -9,34 +9,38 @@ serving signatures: `serving_default` (serialized tf.Examples, gRPC) and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from components.features import FEATURES
-from components.signatures import SERVING_DEFAULT, SERVING_RAW, raw_input_specs
+from components.contracts import SERVING_DEFAULT, SERVING_DEFAULT_INPUT, SERVING_RAW
+from components.workload import FLOAT, INT, ServingColumn
+
+_DTYPES = {FLOAT: tf.float32, INT: tf.int64}
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 # TF Serving refuses to load a model whose warmup file holds more records.
 MAX_RECORDS = 1000
 
 
-def _raw_values(example: tf.train.Example) -> dict[str, object] | None:
-    """One value per feature, a missing one filled with its registry default.
+def _raw_values(
+    example: tf.train.Example, columns: Sequence[ServingColumn]
+) -> dict[str, object] | None:
+    """One value per serving column, a missing one filled with the column's fill.
 
-    `preprocessing_fn` fills an empty cell with the same default, so the raw
-    request computes what the tf.Example one does. None for a row with a
+    The transform graph fills an empty cell the same way, so the raw request
+    computes what the tf.Example one does. None for a row with a
     multi-valued feature, which serving_raw cannot carry.
     """
     values: dict[str, object] = {}
-    for f in FEATURES:
-        feature = example.features.feature.get(f.name)
+    for column in columns:
+        feature = example.features.feature.get(column.name)
         kind = feature.WhichOneof("kind") if feature is not None else None
         listed = list(getattr(feature, kind).value) if kind else []
         if len(listed) > 1:
             return None
-        values[f.name] = listed[0] if listed else f.default
+        values[column.name] = listed[0] if listed else column.fill
     return values
 
 
@@ -48,7 +52,10 @@ def _request(model_name: str, signature: str) -> predict_pb2.PredictRequest:
 
 
 def build_requests(
-    serialized_examples: Iterable[bytes], model_name: str, count: int
+    serialized_examples: Iterable[bytes],
+    model_name: str,
+    count: int,
+    columns: Sequence[ServingColumn],
 ) -> Iterator[predict_pb2.PredictRequest]:
     """Yields up to `count` requests, alternating the two serving signatures.
 
@@ -56,6 +63,7 @@ def build_requests(
         serialized_examples: Raw tf.Examples, as ExampleGen writes them.
         model_name: The name TF Serving serves the model under.
         count: Number of requests, 1..MAX_RECORDS.
+        columns: The serving_raw signature's inputs, typed, with their fills.
 
     Raises:
         ValueError: `count` is out of range.
@@ -67,15 +75,19 @@ def build_requests(
         if made >= count:
             return
         request = _request(model_name, SERVING_DEFAULT)
-        request.inputs["examples"].CopyFrom(tf.make_tensor_proto([serialized], dtype=tf.string))
+        request.inputs[SERVING_DEFAULT_INPUT].CopyFrom(
+            tf.make_tensor_proto([serialized], dtype=tf.string)
+        )
         yield request
         made += 1
-        values = _raw_values(tf.train.Example.FromString(serialized))
+        values = _raw_values(tf.train.Example.FromString(serialized), columns)
         if values is not None and made < count:
             request = _request(model_name, SERVING_RAW)
-            for name, spec in raw_input_specs().items():
-                request.inputs[name].CopyFrom(
-                    tf.make_tensor_proto([values[name]], dtype=spec.dtype)
+            for column in columns:
+                request.inputs[column.name].CopyFrom(
+                    tf.make_tensor_proto(
+                        [values[column.name]], dtype=_DTYPES.get(column.dtype, tf.string)
+                    )
                 )
             yield request
             made += 1

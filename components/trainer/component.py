@@ -5,8 +5,9 @@ parameter can only stand for a whole parameter, never for a field inside a
 proto, so the step counts could not be set per run. This component takes
 `train_steps` and `eval_steps` as ints (a value or a RuntimeParameter) and its
 executor turns them back into the protos before TFX's GenericExecutor runs
-`run_fn`. `launch` (JSON) adds what TFX's Trainer lacks: multi-worker
-training through TF_CONFIG. Everything else is TFX's Trainer.
+`run_fn`. The trainer settings in `custom_config` add what TFX's Trainer
+lacks: multi-worker training through TF_CONFIG, on local processes or pods.
+Everything else is TFX's Trainer.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import json_utils
 
-from components.trainer.executor import EVAL_STEPS, LAUNCH, TRAIN_STEPS, Executor
-from components.trainer.launch import LaunchConfig
+from components.trainer.executor import EVAL_STEPS, TRAIN_STEPS, Executor
 
 IntParam: TypeAlias = int | data_types.RuntimeParameter
 
@@ -33,7 +33,6 @@ class TrainerSpec(ComponentSpec):
         "custom_config": ExecutionParameter(type=str, optional=True),
         TRAIN_STEPS: ExecutionParameter(type=int),
         EVAL_STEPS: ExecutionParameter(type=int),
-        LAUNCH: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -49,8 +48,9 @@ class TrainerSpec(ComponentSpec):
 class Trainer(base_component.BaseComponent):
     """Trains with `run_fn` (an import path) on transformed examples.
 
-    `launch` says where: in the Trainer's process (the default), or in
-    worker processes or pods with a TF_CONFIG each.
+    `custom_config` carries the workload and the trainer settings, which say
+    where: in the Trainer's process (the default), or in worker processes or
+    pods with a TF_CONFIG each.
     """
 
     SPEC_CLASS = TrainerSpec
@@ -65,7 +65,6 @@ class Trainer(base_component.BaseComponent):
         eval_steps: IntParam,
         schema: channel.BaseChannel | None = None,
         custom_config: dict[str, Any] | None = None,
-        launch: LaunchConfig | None = None,
     ):
         spec = TrainerSpec(
             examples=examples,
@@ -75,7 +74,6 @@ class Trainer(base_component.BaseComponent):
             train_steps=train_steps,
             eval_steps=eval_steps,
             custom_config=json_utils.dumps(custom_config or {}),
-            launch=(launch or LaunchConfig()).to_json(),
             model=channel.Channel(type=standard_artifacts.Model),
             model_run=channel.Channel(type=standard_artifacts.ModelRun),
         )

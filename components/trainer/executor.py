@@ -9,14 +9,15 @@ from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.io import fileio
 from tfx.proto import trainer_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import json_utils, proto_utils
 
-from components.train import backup_dir
-from components.trainer.launch import LaunchConfig, make_launcher
+from components import contracts, private_apis
+from components.training.launchers import make_launcher
+from components.training.run import settings_of
+from components.training.session import backup_dir
 
-TRAIN_STEPS = "train_steps"
-EVAL_STEPS = "eval_steps"
-LAUNCH = "launch"
+TRAIN_STEPS = contracts.TRAIN_STEPS
+EVAL_STEPS = contracts.EVAL_STEPS
 
 
 def steps_to_args(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -47,9 +48,10 @@ def steps_to_args(exec_properties: dict[str, Any]) -> dict[str, Any]:
 class Executor(trainer_executor.GenericExecutor):
     """TFX's GenericExecutor, fed step counts instead of arg protos.
 
-    With a launch config that asks for workers, `run_fn` runs in those
-    workers (see components/trainer/launch.py) instead of in this process;
-    they get the same FnArgs, and the chief writes the same artifacts.
+    When the trainer settings (in custom_config) ask for workers, `run_fn`
+    runs in those workers (components/training/settings.py has the table)
+    instead of in this process; they get the same FnArgs, and the chief
+    writes the same artifacts.
     """
 
     def Do(
@@ -59,13 +61,16 @@ class Executor(trainer_executor.GenericExecutor):
         exec_properties: dict[str, Any],
     ) -> None:
         props = steps_to_args(exec_properties)
-        launch = LaunchConfig.from_json(props.pop(LAUNCH, None))
-        if not launch.launches_workers:
+        settings = settings_of(
+            json_utils.loads(props.get("custom_config") or "{}"),
+            int(exec_properties[TRAIN_STEPS]),
+            int(exec_properties[EVAL_STEPS]),
+        )
+        if not settings.launches_workers:
             super().Do(input_dict, output_dict, props)
             return
-        self._log_startup(input_dict, output_dict, props)
-        fn_args = self._GetFnArgs(input_dict, output_dict, props)
-        make_launcher(launch).run(fn_args, props["run_fn"])
+        fn_args = private_apis.trainer_fn_args(self, input_dict, output_dict, props)
+        make_launcher(settings).run(fn_args, props["run_fn"])
         # Keras empties the backup as each worker ends; only once all have
         # ended can its folder go without racing a worker still inside it.
         backup = backup_dir(fn_args.model_run_dir)
@@ -73,6 +78,6 @@ class Executor(trainer_executor.GenericExecutor):
             fileio.rmtree(backup)
         if not fileio.exists(fn_args.serving_model_dir):
             raise RuntimeError(
-                f"all {launch.workers} trainer workers succeeded, but the chief exported "
+                f"all {settings.workers} trainer workers succeeded, but the chief exported "
                 f"no model to {fn_args.serving_model_dir}"
             )

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import kfp_server_api
 from kfp_server_api import ApiException
 
+from components import private_apis
 from pipeline.config import ConfigError, PipelineConfig
 
 # Where Kubeflow projects a service-account token for the KFP API into pods
@@ -128,10 +129,11 @@ def pipeline_id(client: Any, name: str) -> str:
     existing = client.get_pipeline_id(name)
     if existing:
         return str(existing)
-    created = client._pipelines_api.create_pipeline(
-        body=kfp_server_api.V2beta1Pipeline(
-            display_name=name, description="Chicago Taxi tip model (TFX), taxi-mlops"
-        )
+    created = private_apis.kfp_create_pipeline(
+        client,
+        kfp_server_api.V2beta1Pipeline(
+            display_name=name, description=f"TFX pipeline {name} (mlops-pipeline)"
+        ),
     )
     return str(created.pipeline_id)
 
@@ -201,7 +203,7 @@ def submit(
         version_id=vid,
         pipeline_root=config.run.pipeline_root,
     )
-    url = f"{client._get_url_prefix()}/#/runs/details/{run.run_id}"
+    url = f"{private_apis.kfp_ui_url(client)}/#/runs/details/{run.run_id}"
     return Submitted(str(run.run_id), pid, vid, eid, url)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+from components.errors import UserError
+
 FIELDS = ("second", "minute", "hour", "day of month", "month", "day of week")
 _FIELD = re.compile(r"^[0-9A-Za-z*?/,\-LW#]+$")
 
 
-class CronError(ValueError):
+class CronError(UserError, ValueError):
     """The cron expression is not in KFP's format."""
 
 

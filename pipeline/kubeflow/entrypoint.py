@@ -21,7 +21,8 @@ import argparse
 from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
-from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
+
+from components import environment, private_apis
 
 
 def restore_input_types(executor_input_json: str, inputs_spec_json: str) -> str:
@@ -64,9 +65,9 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
     args.json_serialized_invocation_args = restore_input_types(
         args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args
     )
-    # TFX offers no public entry besides main(); this is the body of its main.
-    tfx_entrypoint._run_executor(args, beam_args)
+    private_apis.run_kubeflow_v2_executor(args, beam_args)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=tfx_entrypoint._parse_flags)
+    environment.prepare()
+    app.run(main, flags_parser=private_apis.kubeflow_v2_flags)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from components.errors import UserError
 from pipeline.config import PipelineConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class ImageTagError(ValueError):
+class ImageTagError(UserError, ValueError):
     """No image tag was configured and none can be derived from git."""
 
 

@@ -8,7 +8,6 @@ execution type names, which differ.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -16,51 +15,19 @@ from typing import Any
 
 import tensorflow as tf
 
-from pipeline.lineage.graph import Artifact, Execution, LineageError, MetadataGraph, value_of
-from pipeline.mlmd_queries import state_name
-
-# Execution properties that are bookkeeping, not parameters.
-_NOT_PARAMETERS = {"display_name", "task_name", "pod_name", "pod_uid", "image", "namespace"}
+from components import contracts, mlmd
+from components.mlmd import Artifact, Execution
+from pipeline.lineage.graph import LineageError, MetadataGraph
 
 
-def _properties(entity: Artifact | Execution) -> dict[str, Any]:
-    values = {k: value_of(v) for k, v in entity.properties.items()}
-    values.update({k: value_of(v) for k, v in entity.custom_properties.items()})
-    return values
-
-
-def parameters(execution: Execution) -> dict[str, Any]:
-    """An execution's parameters, JSON strings decoded (KFP nests them under `inputs`)."""
-    raw = _properties(execution)
-    nested = raw.pop("inputs", None)
-    if isinstance(nested, dict):
-        raw.update(nested)
-    result: dict[str, Any] = {}
-    for key, value in sorted(raw.items()):
-        if key in _NOT_PARAMETERS or key.startswith("__"):
-            continue
-        if isinstance(value, str) and value[:1] in "{[":
-            with contextlib.suppress(json.JSONDecodeError):
-                value = json.loads(value)
-        result[key] = value
-    return result
-
-
-def _pushed(artifact: Artifact) -> bool:
-    return (
-        value_of(artifact.custom_properties["pushed"]) == 1
-        if "pushed" in (artifact.custom_properties)
-        else False
-    )
-
-
-def _version(artifact: Artifact) -> int | None:
-    value = (
-        value_of(artifact.custom_properties["pushed_version"])
-        if ("pushed_version" in artifact.custom_properties)
-        else None
-    )
+def _version(pushed: Artifact) -> int | None:
+    """The registry version of a push (written as a string, read back either way)."""
+    value = mlmd.property_value(pushed, contracts.PUSHED_VERSION)
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
+def _destination(pushed: Artifact) -> object:
+    return mlmd.property_value(pushed, contracts.PUSHED_DESTINATION)
 
 
 def _read_proto(path: str, message: Any) -> Any | None:
@@ -108,6 +75,40 @@ def anomaly_count(anomalies: Artifact) -> int | None:
     return total
 
 
+def _trainer_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The trainer settings a Trainer execution ran with (workers, launcher...).
+
+    They travel in custom_config; Trainers of earlier versions of this
+    project recorded the launch settings as a `launch` parameter instead.
+    """
+    custom = params.get("custom_config")
+    settings = custom.get("trainer") if isinstance(custom, dict) else None
+    if not isinstance(settings, dict):
+        settings = params.get("launch")
+    return settings if isinstance(settings, dict) else {}
+
+
+def thresholds_of(params: dict[str, Any]) -> dict[str, Any]:
+    """The blessing thresholds an Evaluator execution applied: metric, min_value, max_drop.
+
+    The gated metric travels inside the `eval_spec` parameter; the bounds are
+    runtime parameters of their own.
+    """
+    spec = params.get("eval_spec")
+    thresholds: dict[str, Any] = {}
+    if isinstance(spec, dict) and "metric" in spec:
+        thresholds[contracts.METRIC] = spec["metric"]
+    for key in (contracts.MIN_VALUE, contracts.MAX_DROP):
+        if key in params:
+            thresholds[key] = params[key]
+    # Evaluators of earlier versions of this project gated AUC under these names.
+    for old, key in (("min_auc", contracts.MIN_VALUE), ("max_auc_drop", contracts.MAX_DROP)):
+        if old in params:
+            thresholds.setdefault(contracts.METRIC, "auc")
+            thresholds[key] = params[old]
+    return thresholds
+
+
 class Lineage:
     """Answers lineage questions over one store."""
 
@@ -118,18 +119,11 @@ class Lineage:
 
     def pushes(self, serving_model_dir: str | None = None) -> list[Artifact]:
         """Successful pushes, oldest first; only into `serving_model_dir` when given."""
-        found = [a for a in self.graph.artifacts_of_type("PushedModel") if _pushed(a)]
+        found = [a for a in self.graph.artifacts_of_type("PushedModel") if mlmd.is_pushed(a)]
         if serving_model_dir is None:
             return found
         root = os.path.normpath(serving_model_dir)
-        return [
-            a
-            for a in found
-            if os.path.normpath(
-                os.path.dirname(str(value_of(a.custom_properties["pushed_destination"])))
-            )
-            == root
-        ]
+        return [a for a in found if os.path.normpath(os.path.dirname(str(_destination(a)))) == root]
 
     def model_of_push(self, pushed: Artifact) -> Artifact:
         """The Model a PushedModel was pushed from.
@@ -138,7 +132,7 @@ class Lineage:
             LineageError: The push's execution or its model input is not recorded.
         """
         pusher = self.graph.producer(pushed.id)
-        models = self.graph.io(pusher.id, "input").get("model", []) if pusher else []
+        models = self.graph.io(pusher.id, "input").get(contracts.MODEL, []) if pusher else []
         if not models:
             raise LineageError(f"push {pushed.id} has no recorded model input")
         return models[0]
@@ -194,9 +188,8 @@ class Lineage:
             raise LineageError(f"model {model.id} ({model.uri}) has no recorded producer")
         run, pipeline = g.run_and_pipeline(trainer.id)
         inputs = g.io(trainer.id, "input")
-        trainer_params = parameters(trainer)
-        launch_value = trainer_params.get("launch")
-        launch: dict[str, Any] = launch_value if isinstance(launch_value, dict) else {}
+        trainer_params = mlmd.execution_parameters(trainer)
+        launch = _trainer_settings(trainer_params)
         result: dict[str, Any] = {
             "model": g.describe_artifact(model),
             "pipeline": pipeline,
@@ -210,24 +203,24 @@ class Lineage:
                 "launcher": launch.get("launcher", "local"),
             },
         }
-        for key in ("examples", "transform_graph", "schema"):
+        for key in (contracts.EXAMPLES, contracts.TRANSFORM_GRAPH, contracts.SCHEMA):
             for artifact in inputs.get(key, [])[:1]:
                 entry = g.describe_artifact(artifact)
-                if key == "examples":
+                if key == contracts.EXAMPLES:
                     entry["role"] = "transformed examples the model was trained on"
-                result["transformed_examples" if key == "examples" else key] = entry
-        graph_inputs = inputs.get("transform_graph", [])
+                result["transformed_examples" if key == contracts.EXAMPLES else key] = entry
+        graph_inputs = inputs.get(contracts.TRANSFORM_GRAPH, [])
         transform = g.producer(graph_inputs[0].id) if graph_inputs else None
         if transform is not None:
             result["transform"] = g.describe_execution(transform)
-            raw = g.io(transform.id, "input").get("examples", [])
+            raw = g.io(transform.id, "input").get(contracts.EXAMPLES, [])
             if raw:
                 result["examples"] = self._examples(raw[0], run)
         return result
 
     def _examples(self, examples: Artifact, run: str | None) -> dict[str, Any]:
         g = self.graph
-        props = _properties(examples)
+        props = mlmd.properties(examples)
         entry: dict[str, Any] = {**g.describe_artifact(examples), "span": props.get("span")}
         splits = props.get("split_names")
         if isinstance(splits, str):
@@ -239,9 +232,9 @@ class Lineage:
         if example_gen is not None:
             entry["example_gen"] = {
                 **g.describe_execution(example_gen),
-                "input_base": parameters(example_gen).get("input_base"),
+                "input_base": mlmd.execution_parameters(example_gen).get("input_base"),
             }
-        stats = self._consumer_outputs(examples, "statistics", run)
+        stats = self._consumer_outputs(examples, contracts.STATISTICS, run)
         if stats is not None:
             statistics = stats[1][0]
             entry["statistics"] = {
@@ -249,7 +242,7 @@ class Lineage:
                 "execution": g.describe_execution(stats[0]),
                 "split_counts": split_counts(statistics),
             }
-            checked = self._consumer_outputs(statistics, "anomalies", run)
+            checked = self._consumer_outputs(statistics, contracts.ANOMALIES, run)
             if checked is not None:
                 anomalies = checked[1][0]
                 entry["anomalies"] = {
@@ -257,7 +250,7 @@ class Lineage:
                     "execution": g.describe_execution(checked[0]),
                     "anomaly_count": anomaly_count(anomalies),
                 }
-                schema = g.io(checked[0].id, "input").get("schema", [])
+                schema = g.io(checked[0].id, "input").get(contracts.SCHEMA, [])
                 if schema:
                     entry["anomalies"]["checked_against_schema"] = schema[0].id
         return entry
@@ -265,19 +258,19 @@ class Lineage:
     def _blessing_of(self, model: Artifact, run: str | None) -> dict[str, Any] | None:
         from components.evaluator.metrics import overall_metrics
 
-        found = self._consumer_outputs(model, "blessing", run)
+        found = self._consumer_outputs(model, contracts.BLESSING, run)
         if found is None:
             return None
         evaluator, (blessing, *_) = found
         g = self.graph
-        params = parameters(evaluator)
-        evaluations = g.io(evaluator.id, "output").get("evaluation", [])
+        params = mlmd.execution_parameters(evaluator)
+        evaluations = g.io(evaluator.id, "output").get(contracts.EVALUATION, [])
         entry: dict[str, Any] = {
             **g.describe_artifact(blessing),
-            "blessed": _properties(blessing).get("blessed") == 1,
+            "blessed": mlmd.is_blessed(blessing),
             "evaluator": g.describe_execution(evaluator),
-            "thresholds": {k: params[k] for k in ("min_auc", "max_auc_drop") if k in params},
-            "baseline_model_id": _properties(blessing).get("baseline_model_mlmd_id"),
+            "thresholds": thresholds_of(params),
+            "baseline_model_id": mlmd.property_value(blessing, contracts.BASELINE_MODEL_MLMD_ID),
         }
         if evaluations:
             evaluation = evaluations[0]
@@ -294,15 +287,15 @@ class Lineage:
     def _pushes_of(self, model: Artifact) -> list[dict[str, Any]]:
         pushes = []
         for execution in self.graph.consumers(model.id):
-            if state_name(execution) == "CACHED":
+            if mlmd.state_name(execution) == "CACHED":
                 continue  # a cached re-run records the earlier push again; it pushed nothing
-            for pushed in self.graph.io(execution.id, "output").get("pushed_model", []):
-                if _pushed(pushed):
+            for pushed in self.graph.io(execution.id, "output").get(contracts.PUSHED_MODEL, []):
+                if mlmd.is_pushed(pushed):
                     pushes.append(
                         {
                             "id": pushed.id,
                             "version": _version(pushed),
-                            "destination": value_of(pushed.custom_properties["pushed_destination"]),
+                            "destination": _destination(pushed),
                             "run": self.graph.run_and_pipeline(execution.id)[0],
                         }
                     )
@@ -348,7 +341,7 @@ class Lineage:
                         if out.id in seen_artifacts:
                             continue
                         seen_artifacts.add(out.id)
-                        if key == "model" and g.artifact_type(out) == "Model":
+                        if key == contracts.MODEL and g.artifact_type(out) == "Model":
                             models[out.id] = out
                         elif g.artifact_type(out) in ("Examples", "TransformGraph"):
                             frontier.append(out)
@@ -356,15 +349,13 @@ class Lineage:
         for model in sorted(models.values(), key=lambda m: m.id):
             trainer = g.producer(model.id)
             run = g.run_and_pipeline(trainer.id)[0] if trainer else None
-            blessing = self._consumer_outputs(model, "blessing", run)
+            blessing = self._consumer_outputs(model, contracts.BLESSING, run)
             listed.append(
                 {
                     **g.describe_artifact(model),
                     "run": run,
                     "trainer": trainer.id if trainer else None,
-                    "blessed": (
-                        _properties(blessing[1][0]).get("blessed") == 1 if blessing else None
-                    ),
+                    "blessed": mlmd.is_blessed(blessing[1][0]) if blessing else None,
                     "pushed": [
                         {"version": p["version"], "destination": p["destination"]}
                         for p in self._pushes_of(model)
@@ -379,7 +370,7 @@ class Lineage:
         """The pipeline's runs, oldest first: status, start, end and what each pushed."""
         g = self.graph
         result = []
-        for type_name in ("pipeline_run", "system.PipelineRun"):
+        for type_name in mlmd.RUN_CONTEXT_TYPES:
             for context in g.store.get_contexts_by_type(type_name):
                 executions = list(g.store.get_executions_by_context(context.id))
                 if not executions or g.run_and_pipeline(executions[0].id)[1] != pipeline_name:
@@ -389,7 +380,7 @@ class Lineage:
 
     def _run(self, name: str, executions: Iterable[Execution]) -> dict[str, Any]:
         executions = list(executions)
-        states = [state_name(e) for e in executions]
+        states = [mlmd.state_name(e) for e in executions]
         if "FAILED" in states:
             status = "FAILED"
         elif any(s in ("NEW", "RUNNING", "UNKNOWN") for s in states):
@@ -398,10 +389,10 @@ class Lineage:
             status = "SUCCEEDED"
         pushed = []
         for execution in executions:
-            if state_name(execution) == "CACHED":
+            if mlmd.state_name(execution) == "CACHED":
                 continue
-            for artifact in self.graph.io(execution.id, "output").get("pushed_model", []):
-                if _pushed(artifact):
+            for artifact in self.graph.io(execution.id, "output").get(contracts.PUSHED_MODEL, []):
+                if mlmd.is_pushed(artifact):
                     pushed.append(_version(artifact))
         return {
             "run": name,

@@ -11,7 +11,8 @@ from typing import Any
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
-from components.metadata_store import connection_config
+from components.errors import ConfigError
+from components.mlmd import connection_config
 from pipeline.config import PipelineConfig
 from pipeline.definition import create_pipeline
 from pipeline.progress import NodeResult, ProgressTracker
@@ -32,10 +33,10 @@ def local_connection_config(config: PipelineConfig) -> Any:
     """The ConnectionConfig the local runner records in (sqlite or mysql).
 
     Raises:
-        ValueError: metadata.kind is grpc, which TFX's local runner cannot write to.
+        ConfigError: metadata.kind is grpc, which TFX's local runner cannot write to.
     """
     if config.metadata.kind == "grpc":
-        raise ValueError(
+        raise ConfigError(
             "metadata.kind=grpc: the local runner writes ML Metadata directly and needs "
             "kind sqlite or mysql; grpc is for stores behind a metadata-grpc-service"
         )

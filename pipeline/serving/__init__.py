@@ -4,7 +4,9 @@
   serialized tf.Examples.
 - `client`: one `PredictClient` interface over TF Serving's REST and gRPC APIs.
 - `loadtest`: concurrent requests for a while, with latency percentiles.
-- `commands`: the `predict` and `loadtest` subcommands of `python -m pipeline`.
+- `columns`: the configured workload's serving columns, from the curated schema.
+
+The `predict` and `loadtest` commands are `pipeline.cli.serving`.
 
 Nothing here imports TensorFlow or gRPC at import time, so the CLI starts fast.
 """

@@ -5,9 +5,10 @@
 - gRPC sends serialized tf.Examples to `serving_default` through
   `PredictionService.Predict`.
 
-Both answer the model's `probability` for each row. A client encodes a batch
-of rows once (`encode`) and sends it (`send`), so a load test can measure the
-server rather than the client's own encoding.
+Both answer a `Prediction` per row: a binary model's `probability`, or a
+multiclass model's `probabilities` with the `classes` they belong to. A
+client encodes a batch of rows once (`encode`) and sends it (`send`), so a
+load test can measure the server rather than the client's own encoding.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import abc
 import http.client
 import json
+import math
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -22,15 +24,51 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlparse
 
+from components.contracts import (
+    CLASSES,
+    PROBABILITIES,
+    PROBABILITY,
+    SERVING_DEFAULT,
+    SERVING_DEFAULT_INPUT,
+    SERVING_RAW,
+)
+from components.errors import UserError
+from components.workload import ServingColumn
 from pipeline.serving.rows import Row, to_example, to_instance
-
-SERVING_RAW = "serving_raw"
-SERVING_DEFAULT = "serving_default"
-OUTPUT_KEY = "probability"
 
 
 class ServingError(Exception):
     """The model server refused a request, failed it or could not be reached."""
+
+
+class TargetError(UserError, ValueError):
+    """An endpoint, model version, label or timeout that no request can be sent with."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A served model's answer for one row.
+
+    Attributes:
+        probabilities: Binary: (P(positive),). Multiclass: one per class.
+        classes: Multiclass: the class names, aligned with `probabilities`.
+    """
+
+    probabilities: tuple[float, ...]
+    classes: tuple[str, ...] = ()
+
+    @property
+    def probability(self) -> float:
+        """Binary: P(positive). Multiclass: the top class's probability."""
+        return max(self.probabilities) if self.classes else self.probabilities[0]
+
+    @property
+    def top_class(self) -> str | None:
+        """Multiclass: the most probable class; None for a binary model."""
+        if not self.classes:
+            return None
+        best = max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
+        return self.classes[best]
 
 
 @dataclass(frozen=True)
@@ -51,12 +89,12 @@ class Target:
 
     def __post_init__(self) -> None:
         if self.version is not None and self.label is not None:
-            raise ValueError(
+            raise TargetError(
                 f"ask for model {self.model!r} by version ({self.version}) or by label "
                 f"({self.label!r}), not both"
             )
         if self.version is not None and self.version < 0:
-            raise ValueError(f"a model version is a non-negative integer, found {self.version}")
+            raise TargetError(f"a model version is a non-negative integer, found {self.version}")
 
     def describe(self) -> str:
         """The model as a person would name it: `model 'taxi' version 3`."""
@@ -81,17 +119,18 @@ class Request:
 
 
 class PredictClient(abc.ABC):
-    """Sends rows to a served model and returns one probability per row.
+    """Sends rows to a served model and returns one Prediction per row.
 
     Clients are safe to share between threads.
     """
 
     protocol: str = ""
 
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, target: Target, columns: Sequence[ServingColumn], timeout: float) -> None:
         if timeout <= 0:
-            raise ValueError(f"the request timeout must be positive, found {timeout}")
+            raise TargetError(f"the request timeout must be positive, found {timeout}")
         self.target = target
+        self.columns = tuple(columns)
         self.timeout = timeout
 
     @abc.abstractmethod
@@ -106,14 +145,14 @@ class PredictClient(abc.ABC):
         """
 
     @abc.abstractmethod
-    def send(self, request: Request) -> list[float]:
+    def send(self, request: Request) -> list[Prediction]:
         """Sends one encoded request.
 
         Args:
             request: What `encode` returned.
 
         Returns:
-            The probability for each row of the request, in order.
+            The prediction for each row of the request, in order.
 
         Raises:
             ServingError: The server failed the request or could not be
@@ -121,14 +160,14 @@ class PredictClient(abc.ABC):
                 server's own message.
         """
 
-    def predict(self, rows: Sequence[Row]) -> list[float]:
+    def predict(self, rows: Sequence[Row]) -> list[Prediction]:
         """Sends `rows` in one request.
 
         Args:
             rows: The batch.
 
         Returns:
-            One probability per row, in order.
+            One prediction per row, in order.
 
         Raises:
             ServingError: As `send`.
@@ -150,12 +189,20 @@ class PredictClient(abc.ABC):
             f"{self.protocol} {self.target.endpoint}, {self.target.describe()}: {message}"
         )
 
-    def _check_count(self, probabilities: list[float], request: Request) -> list[float]:
-        if len(probabilities) != request.rows:
+    def _checked(self, predictions: list[Prediction], request: Request) -> list[Prediction]:
+        """The predictions, if there is one per row and every probability is a number."""
+        if len(predictions) != request.rows:
             raise self._error(
-                f"the server answered {len(probabilities)} predictions for {request.rows} rows"
+                f"the server answered {len(predictions)} predictions for {request.rows} rows"
             )
-        return probabilities
+        for i, prediction in enumerate(predictions):
+            bad = [p for p in prediction.probabilities if not math.isfinite(p)]
+            if bad:
+                raise self._error(
+                    f"the model answered a non-finite probability ({bad[0]}) for row {i + 1} of "
+                    "the request: it cannot be trusted (NaN inputs or a broken model)"
+                )
+        return predictions
 
 
 def rest_endpoint(endpoint: str) -> str:
@@ -169,17 +216,17 @@ def rest_endpoint(endpoint: str) -> str:
         The endpoint without a trailing slash.
 
     Raises:
-        ValueError: It is not an http(s) URL, or it already holds the
+        TargetError: It is not an http(s) URL, or it already holds the
             `/v1/models/...` path the client adds itself.
     """
     parsed = urlparse(endpoint)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(
+        raise TargetError(
             f"REST endpoint: expected http://host:port, found {endpoint!r} "
             "(gRPC endpoints, host:port, need --grpc)"
         )
     if "/v1/models" in parsed.path:
-        raise ValueError(
+        raise TargetError(
             f"REST endpoint: expected the server's root such as http://host:8501, found "
             f"{endpoint!r}; the client adds /v1/models/<model>:predict itself"
         )
@@ -196,17 +243,17 @@ def grpc_target(endpoint: str) -> str:
         `host:port`.
 
     Raises:
-        ValueError: It is an http(s) URL or has no numeric port.
+        TargetError: It is an http(s) URL or has no numeric port.
     """
     if endpoint.startswith(("http://", "https://")):
-        raise ValueError(
+        raise TargetError(
             f"gRPC endpoint: expected host:port, found the URL {endpoint!r}; "
             "TF Serving's gRPC port is usually 8500, REST 8501 (drop --grpc for REST)"
         )
     target = endpoint.removeprefix("grpc://").rstrip("/")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(
+        raise TargetError(
             f"gRPC endpoint: expected host:port such as localhost:8500, found {endpoint!r}"
         )
     return target
@@ -217,8 +264,10 @@ class RestClient(PredictClient):
 
     protocol = "REST"
 
-    def __init__(self, target: Target, timeout: float = 10.0) -> None:
-        super().__init__(target, timeout)
+    def __init__(
+        self, target: Target, columns: Sequence[ServingColumn], timeout: float = 10.0
+    ) -> None:
+        super().__init__(target, columns, timeout)
         path = f"/v1/models/{quote(target.model, safe='')}"
         if target.version is not None:
             path += f"/versions/{target.version}"
@@ -227,10 +276,13 @@ class RestClient(PredictClient):
         self.url = f"{rest_endpoint(target.endpoint)}{path}:predict"
 
     def encode(self, rows: Sequence[Row]) -> Request:
-        body = {"signature_name": SERVING_RAW, "instances": [to_instance(r) for r in rows]}
+        body = {
+            "signature_name": SERVING_RAW,
+            "instances": [to_instance(r, self.columns) for r in rows],
+        }
         return Request(json.dumps(body, allow_nan=False).encode(), len(rows))
 
-    def send(self, request: Request) -> list[float]:
+    def send(self, request: Request) -> list[Prediction]:
         http_request = urllib.request.Request(
             self.url,
             data=request.payload,
@@ -249,25 +301,43 @@ class RestClient(PredictClient):
         except (ConnectionError, http.client.HTTPException) as error:
             raise self._error(f"the connection failed: {error!r}") from None
         try:
+            # TF Serving writes NaN as a bare NaN, which Python's parser reads.
             predictions = json.loads(raw)["predictions"]
         except (ValueError, KeyError, TypeError):
             raise self._error(f"expected JSON with 'predictions', found {_snippet(raw)}") from None
         if not isinstance(predictions, list):
             raise self._error(f"expected a list of predictions, found {_snippet(raw)}")
-        return self._check_count([self._probability(p) for p in predictions], request)
+        return self._checked([self._prediction(p) for p in predictions], request)
 
     def close(self) -> None:
         """Nothing to release: urllib opens a connection per request."""
 
-    def _probability(self, prediction: Any) -> float:
+    def _prediction(self, prediction: Any) -> Prediction:
         # One output of shape [batch, 1] comes back as [p] per row; a model
-        # with several outputs answers {"probability": [p], ...} per row.
-        value = prediction.get(OUTPUT_KEY) if isinstance(prediction, dict) else prediction
+        # with several outputs answers {"probability": [p], ...} or
+        # {"probabilities": [...], "classes": [...]} per row.
+        if isinstance(prediction, dict) and PROBABILITIES in prediction:
+            probabilities, classes = prediction[PROBABILITIES], prediction.get(CLASSES)
+            if (
+                isinstance(probabilities, list)
+                and isinstance(classes, list)
+                and len(probabilities) == len(classes)
+                and all(_is_number(p) for p in probabilities)
+            ):
+                return Prediction(tuple(float(p) for p in probabilities), tuple(map(str, classes)))
+            raise self._error(
+                f"expected {PROBABILITIES!r} and {CLASSES!r} of one length, found {prediction!r}"
+            )
+        value = prediction.get(PROBABILITY) if isinstance(prediction, dict) else prediction
         if isinstance(value, list) and len(value) == 1:
             value = value[0]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self._error(f"expected a {OUTPUT_KEY!r} per row, found {prediction!r}")
-        return float(value)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self._error(f"expected a {PROBABILITY!r} per row, found {prediction!r}")
+        return Prediction((float(value),))
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
 
 
 def _snippet(raw: bytes, limit: int = 200) -> str:
@@ -291,8 +361,10 @@ class GrpcClient(PredictClient):
 
     protocol = "gRPC"
 
-    def __init__(self, target: Target, timeout: float = 10.0) -> None:
-        super().__init__(target, timeout)
+    def __init__(
+        self, target: Target, columns: Sequence[ServingColumn], timeout: float = 10.0
+    ) -> None:
+        super().__init__(target, columns, timeout)
         import grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -312,11 +384,13 @@ class GrpcClient(PredictClient):
             request.model_spec.version.value = self.target.version
         elif self.target.label is not None:
             request.model_spec.version_label = self.target.label
-        examples = [to_example(r) for r in rows]
-        request.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples, dtype=tf.string))
+        examples = [to_example(r, self.columns) for r in rows]
+        request.inputs[SERVING_DEFAULT_INPUT].CopyFrom(
+            tf.make_tensor_proto(examples, dtype=tf.string)
+        )
         return Request(request, len(rows))
 
-    def send(self, request: Request) -> list[float]:
+    def send(self, request: Request) -> list[Prediction]:
         import tensorflow as tf
 
         try:
@@ -325,12 +399,23 @@ class GrpcClient(PredictClient):
             code = error.code()
             name = code.name if code is not None else "UNKNOWN"
             raise self._error(f"{name}: {error.details()}") from None
-        if OUTPUT_KEY not in response.outputs:
+        outputs = response.outputs
+        if PROBABILITIES in outputs and CLASSES in outputs:
+            probabilities = tf.make_ndarray(outputs[PROBABILITIES])
+            classes = tf.make_ndarray(outputs[CLASSES])
+            predictions = [
+                Prediction(tuple(float(p) for p in row), tuple(c.decode() for c in names))
+                for row, names in zip(probabilities, classes, strict=False)
+            ]
+        elif PROBABILITY in outputs:
+            values = tf.make_ndarray(outputs[PROBABILITY]).reshape(-1)
+            predictions = [Prediction((float(v),)) for v in values]
+        else:
             raise self._error(
-                f"expected the output {OUTPUT_KEY!r}, found {sorted(response.outputs) or 'none'}"
+                f"expected the output {PROBABILITY!r} or {PROBABILITIES!r} and {CLASSES!r}, "
+                f"found {sorted(outputs) or 'none'}"
             )
-        values = tf.make_ndarray(response.outputs[OUTPUT_KEY]).reshape(-1)
-        return self._check_count([float(v) for v in values], request)
+        return self._checked(predictions, request)
 
     def close(self) -> None:
         self._channel.close()
@@ -339,6 +424,7 @@ class GrpcClient(PredictClient):
 def make_client(
     endpoint: str,
     model: str,
+    columns: Sequence[ServingColumn],
     *,
     use_grpc: bool = False,
     version: int | None = None,
@@ -350,6 +436,7 @@ def make_client(
     Args:
         endpoint: REST `http://host:8501`, or gRPC `host:8500` / `grpc://host:8500`.
         model: The served model's name.
+        columns: The serving columns (types and fills of the request's cells).
         use_grpc: Use gRPC; implied by a `grpc://` endpoint.
         version: Ask for this version; None for the server's default.
         label: Ask for this version label; None for the server's default.
@@ -359,16 +446,18 @@ def make_client(
         A client; close it when done.
 
     Raises:
-        ValueError: The endpoint does not fit the protocol, both a version and
+        TargetError: The endpoint does not fit the protocol, both a version and
             a label were given, or the timeout is not positive.
     """
     target = Target(endpoint, model, version, label)
     if use_grpc or endpoint.startswith("grpc://"):
-        return GrpcClient(target, timeout)
-    return RestClient(target, timeout)
+        return GrpcClient(target, columns, timeout)
+    return RestClient(target, columns, timeout)
 
 
-def predict_in_batches(client: PredictClient, rows: Sequence[Row], batch_size: int) -> list[float]:
+def predict_in_batches(
+    client: PredictClient, rows: Sequence[Row], batch_size: int
+) -> list[Prediction]:
     """Predicts `rows` in requests of at most `batch_size` rows.
 
     Args:
@@ -377,7 +466,7 @@ def predict_in_batches(client: PredictClient, rows: Sequence[Row], batch_size: i
         batch_size: Rows per request.
 
     Returns:
-        One probability per row, in order.
+        One prediction per row, in order.
 
     Raises:
         ValueError: `batch_size` is below 1.
@@ -385,7 +474,7 @@ def predict_in_batches(client: PredictClient, rows: Sequence[Row], batch_size: i
     """
     if batch_size < 1:
         raise ValueError(f"the batch size must be at least 1, found {batch_size}")
-    probabilities: list[float] = []
+    predictions: list[Prediction] = []
     for start in range(0, len(rows), batch_size):
-        probabilities.extend(client.predict(rows[start : start + batch_size]))
-    return probabilities
+        predictions.extend(client.predict(rows[start : start + batch_size]))
+    return predictions

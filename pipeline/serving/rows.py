@@ -1,8 +1,9 @@
-"""CSV rows typed by the feature registry, as serving requests.
+"""CSV rows typed by the workload's serving columns, as serving requests.
 
-A row keeps its cells typed per `components.features.FEATURES`, with None for
-an empty cell. Both request forms fill an empty cell with the feature's
-registered `default`:
+A row keeps its cells typed per the serving columns (the configured
+features, typed by the curated schema; `components.workload.serving_columns`),
+with None for an empty cell. Both request forms fill an empty cell with the
+column's `fill`:
 
 - `serving_raw` (REST) takes one dense value per feature, so a missing value
   cannot be expressed at all;
@@ -10,26 +11,27 @@ registered `default`:
   so leaving one out of the tf.Example is a parse error.
 
 This is the same answer the model gives for a tf.Example with the cell left
-out (as CsvExampleGen writes it): `preprocessing_fn` fills a missing value
-with exactly this default before transforming it. The tests check that.
+out (as CsvExampleGen writes it): the transform graph fills a missing value
+with exactly this value before transforming it. The tests check that.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.features import FEATURES, Feature, RawType
+from components.errors import UserError
+from components.workload import FLOAT, STRING, ServingColumn
 
 RawValue = float | int | str
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-class RowError(ValueError):
+class RowError(UserError, ValueError):
     """A CSV file that cannot be turned into serving requests."""
 
 
@@ -39,20 +41,20 @@ class Row:
 
     Attributes:
         number: 1-based data row number (the first row under the header is 1).
-        values: Every registered feature's value; None where the cell was empty.
+        values: Every serving column's value; None where the cell was empty.
     """
 
     number: int
     values: Mapping[str, RawValue | None]
 
 
-def _parse_cell(f: Feature, cell: str) -> RawValue | None:
+def _parse_cell(column: ServingColumn, cell: str) -> RawValue | None:
     """The typed value of one cell; raises ValueError saying what was expected."""
     if cell == "":
         return None
-    if f.raw_type is RawType.STRING:
+    if column.dtype == STRING:
         return cell
-    if f.raw_type is RawType.FLOAT:
+    if column.dtype == FLOAT:
         try:
             number = float(cell)
         except ValueError:
@@ -77,44 +79,52 @@ def _parse_cell(f: Feature, cell: str) -> RawValue | None:
     return integer
 
 
-def parse_row(cells: Mapping[str, str | None], number: int, where: str = "row") -> Row:
-    """Types the registered features' cells of one row; other columns are ignored.
+def parse_row(
+    cells: Mapping[str, str | None],
+    number: int,
+    columns: Sequence[ServingColumn],
+    where: str = "row",
+) -> Row:
+    """Types the serving columns' cells of one row; other columns are ignored.
 
     Args:
         cells: Cell text by column name, as `csv.DictReader` gives it.
         number: The row's 1-based data row number.
+        columns: The serving columns.
         where: Where the row comes from, for error messages (e.g. the file).
 
     Returns:
         The typed row.
 
     Raises:
-        RowError: A feature's column is absent or its cell is not of the
-            feature's raw type; the message names `where`, the row and the
-            column.
+        RowError: A column is absent or its cell is not of the column's type;
+            the message names `where`, the row and the column.
     """
     values: dict[str, RawValue | None] = {}
-    for f in FEATURES:
-        cell = cells.get(f.name)
+    for column in columns:
+        cell = cells.get(column.name)
         if cell is None:
-            raise RowError(f"{where}, row {number}: no cell for column {f.name!r}")
+            raise RowError(f"{where}, row {number}: no cell for column {column.name!r}")
         try:
-            values[f.name] = _parse_cell(f, cell)
+            values[column.name] = _parse_cell(column, cell)
         except ValueError as error:
             raise RowError(
-                f"{where}, row {number}, column {f.name!r} ({f.raw_type.value}): {error}"
+                f"{where}, row {number}, column {column.name!r} ({column.dtype}): {error}"
             ) from None
     return Row(number, values)
 
 
-def read_rows(path: str | Path, limit: int | None = None) -> list[Row]:
+def read_rows(
+    path: str | Path, columns: Sequence[ServingColumn], limit: int | None = None
+) -> list[Row]:
     """Reads and types the rows of a CSV file with a header line.
 
-    Columns the model does not use (the label's `tips`, timestamps, ...) are
-    ignored; every registered feature must have a column.
+    Columns the model does not use (the label, timestamps, ...) are ignored;
+    every serving column must have a column in the file.
 
     Args:
         path: The CSV file.
+        columns: The serving columns.
         limit: Read at most this many data rows; None for all.
 
     Returns:
@@ -134,7 +144,7 @@ def read_rows(path: str | Path, limit: int | None = None) -> list[Row]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
-            missing = [c.name for c in FEATURES if c.name not in header]
+            missing = [c.name for c in columns if c.name not in header]
             if missing:
                 raise RowError(
                     f"{path}: the header (line 1) lacks the model's column(s) "
@@ -147,7 +157,7 @@ def read_rows(path: str | Path, limit: int | None = None) -> list[Row]:
                         f"{path}, row {number} (line {reader.line_num}): "
                         f"more cells than the header's {len(header)} columns"
                     )
-                rows.append(parse_row(cells, number, str(path)))
+                rows.append(parse_row(cells, number, columns, str(path)))
                 if limit is not None and len(rows) >= limit:
                     break
     except OSError as error:
@@ -159,43 +169,44 @@ def read_rows(path: str | Path, limit: int | None = None) -> list[Row]:
     return rows
 
 
-def to_instance(row: Row) -> dict[str, RawValue]:
+def to_instance(row: Row, columns: Sequence[ServingColumn]) -> dict[str, RawValue]:
     """One REST instance for the `serving_raw` signature (JSON-ready).
 
     Args:
         row: The typed row.
+        columns: The serving columns.
 
     Returns:
-        {feature name: value}, typed per the registry, empty cells filled
-        with the feature's default.
+        {column: value}, typed per the column, empty cells filled with its fill.
     """
     instance: dict[str, RawValue] = {}
-    for f in FEATURES:
-        value = row.values[f.name]
-        instance[f.name] = f.default if value is None else value
+    for column in columns:
+        value = row.values[column.name]
+        instance[column.name] = column.fill if value is None else value
     return instance
 
 
-def to_example(row: Row) -> bytes:
+def to_example(row: Row, columns: Sequence[ServingColumn]) -> bytes:
     """One serialized tf.Example for the `serving_default` signature.
 
     Args:
         row: The typed row.
+        columns: The serving columns.
 
     Returns:
-        The serialized tf.Example of every feature, empty cells filled.
+        The serialized tf.Example of every serving column, empty cells filled.
     """
     import tensorflow as tf
 
-    instance = to_instance(row)
+    instance = to_instance(row, columns)
     features = {}
-    for f in FEATURES:
-        value = instance[f.name]
-        if f.raw_type is RawType.STRING:
+    for column in columns:
+        value = instance[column.name]
+        if column.dtype == STRING:
             feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))
-        elif f.raw_type is RawType.FLOAT:
+        elif column.dtype == FLOAT:
             feature = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
         else:
             feature = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-        features[f.name] = feature
+        features[column.name] = feature
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()

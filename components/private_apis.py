@@ -1,0 +1,161 @@
+"""The private APIs of our dependencies that we rely on, one small function each.
+
+Nothing else in the project touches a private attribute of TensorFlow, TFX or
+the kfp SDK: each use is a function here that says why we need it and what
+to check when that dependency is upgraded, so an upgrade breaks in one named
+place. tests/test_private_apis.py checks that every one still exists in the
+installed versions (TensorFlow 2.16, TFX 1.16, kfp 2.5).
+
+| function                   | dependency | private API                                  |
+|----------------------------|------------|----------------------------------------------|
+| `skip_tf_keras`            | TensorFlow | `autograph.core.config.CONVERSION_RULES`     |
+| `launcher_class`           | TFX        | `portable.launcher.Launcher` (not in tfx.v1) |
+| `launched_node`            | TFX        | `Launcher._pipeline_node`                    |
+| `trainer_fn_args`          | TFX        | `GenericExecutor._log_startup, _GetFnArgs`   |
+| `kubeflow_v2_flags`        | TFX        | `kubeflow_v2_run_executor._parse_flags`      |
+| `run_kubeflow_v2_executor` | TFX        | `kubeflow_v2_run_executor._run_executor`     |
+| `kfp_create_pipeline`      | kfp        | `Client._pipelines_api`                      |
+| `kfp_ui_url`               | kfp        | `Client._get_url_prefix`                     |
+
+Imports happen inside the functions: the CLI's light paths import this
+module without loading TensorFlow or TFX.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tfx.proto.orchestration import pipeline_pb2
+
+
+def skip_tf_keras() -> None:
+    """Keeps AutoGraph from converting tf-keras' own code (idempotent).
+
+    AutoGraph leaves the `keras` package alone (it is on TensorFlow's
+    DoNotConvert list), but TF 2.16 ships Keras 2 as `tf_keras`, which is not
+    on the list. Every tf.function that calls into it, such as Keras' train
+    step and our serving signatures, then re-converts large parts of tf_keras
+    from source: here that cost about 20 s before the first training step of
+    every run, and more again at export. Adding `tf_keras` to the list
+    restores how Keras 2 ran inside TensorFlow up to 2.15.
+
+    On a TensorFlow upgrade check that `tensorflow/python/autograph/core/
+    config.py` still defines `CONVERSION_RULES` and `DoNotConvert`, and
+    whether tf_keras joined its list (then this can go).
+    """
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    rules = autograph_config.CONVERSION_RULES
+    if any(
+        isinstance(rule, autograph_config.DoNotConvert) and rule.matches("tf_keras")
+        for rule in rules
+    ):
+        return
+    autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"), *rules)
+
+
+def launcher_class() -> Any:
+    """TFX's portable `Launcher`, whose `launch` the local runner calls once per node.
+
+    `pipeline.progress` wraps its `launch` for the length of a run, because
+    TFX's LocalDagRunner has no callback API. `tfx.v1` does not export it.
+
+    On a TFX upgrade check that `tfx/orchestration/portable/launcher.py`
+    still defines `Launcher.launch()` and that `local_dag_runner.py` still
+    calls it per node.
+    """
+    from tfx.orchestration.portable import launcher
+
+    return launcher.Launcher
+
+
+def launched_node(launcher: Any) -> pipeline_pb2.PipelineNode:
+    """The pipeline node a TFX portable `Launcher` runs: its `_pipeline_node`.
+
+    `pipeline.progress` wraps `Launcher.launch` and must then tell which
+    node of which run the launcher runs. The node's IR holds both: its id,
+    and its contexts, which the runner has resolved for this run (the
+    `pipeline_run` context's name is the run id), so ML Metadata can be read
+    for this run alone.
+
+    On a TFX upgrade check, in `tfx/orchestration/portable/launcher.py`, that
+    `Launcher.__init__` still keeps its `pipeline_node` argument as
+    `self._pipeline_node`, and in `tfx/orchestration/local/local_dag_runner.py`
+    that the pipeline-run-id runtime parameter is still substituted into the
+    IR before the launchers are built (tests/test_mlmd.py runs a real
+    LocalDagRunner through this).
+
+    Args:
+        launcher: A `tfx.orchestration.portable.launcher.Launcher`.
+
+    Returns:
+        Its `PipelineNode` proto.
+    """
+    return launcher._pipeline_node
+
+
+def trainer_fn_args(
+    executor: Any,
+    input_dict: dict[str, list[Any]],
+    output_dict: dict[str, list[Any]],
+    exec_properties: dict[str, Any],
+) -> Any:
+    """The FnArgs TFX's GenericExecutor would hand `run_fn`, after its start-up log.
+
+    Our Trainer executor hands the same FnArgs to launched workers instead of
+    calling `run_fn` itself, so every worker trains on exactly what TFX would
+    have given it in-process.
+
+    On a TFX upgrade check that `tfx/components/trainer/executor.py`'s
+    `GenericExecutor.Do` still calls `self._log_startup(...)` and
+    `self._GetFnArgs(...)` with these arguments before `run_fn`.
+    """
+    executor._log_startup(input_dict, output_dict, exec_properties)
+    return executor._GetFnArgs(input_dict, output_dict, exec_properties)
+
+
+def kubeflow_v2_flags(argv: list[str]) -> Any:
+    """Parses the container arguments the way TFX's Kubeflow v2 entrypoint does.
+
+    On a TFX upgrade check `tfx/orchestration/kubeflow/v2/container/
+    kubeflow_v2_run_executor.py` for `_parse_flags` and the flags it defines.
+    """
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    return kubeflow_v2_run_executor._parse_flags(argv)
+
+
+def run_kubeflow_v2_executor(args: Any, beam_args: list[str]) -> None:
+    """Runs an executor as TFX's Kubeflow v2 entrypoint does, after our input-type repair.
+
+    TFX offers no public entry besides its `main()`, which would parse the
+    arguments again without the repair (pipeline/kubeflow/entrypoint.py).
+
+    On a TFX upgrade check that `_run_executor(args, beam_args)` is still
+    the body of that module's `main`.
+    """
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    kubeflow_v2_run_executor._run_executor(args, beam_args)
+
+
+def kfp_create_pipeline(client: Any, body: Any) -> Any:
+    """Creates an empty pipeline (no version yet) through the KFP REST API.
+
+    kfp 2.5's `Client` only creates a pipeline together with its first
+    version from a file; `submit` creates the pipeline first so that every
+    upload is a version of it.
+
+    On a kfp upgrade check that `kfp/client/client.py` still keeps the
+    generated `PipelineServiceApi` as `self._pipelines_api`.
+    """
+    return client._pipelines_api.create_pipeline(body=body)
+
+
+def kfp_ui_url(client: Any) -> str:
+    """The KFP UI's base URL, for links to runs.
+
+    On a kfp upgrade check `Client._get_url_prefix` in `kfp/client/client.py`.
+    """
+    return str(client._get_url_prefix())

@@ -1,0 +1,271 @@
+"""`registry list|show|verify|label|rollback|prune`: inspect and manage the model registry.
+
+The registry is the one the configuration names (`registry.uri`,
+`registry.model_name`; override with `--set`). Every command prints what it
+did; `verify` exits 1 when a version fails its checksums, and a bad request
+(no such version or label, a broken model config file) exits 2 with a
+message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+from pipeline import config as config_lib
+from pipeline.cli import common
+
+if TYPE_CHECKING:
+    from components.registry.store import Registry, Version
+    from pipeline.cli.common import Commands
+    from pipeline.config import PipelineConfig
+
+
+def _registry(config: PipelineConfig) -> Registry:
+    # The registry reads and writes through tf.io.gfile: TensorFlow loads here.
+    from components.registry.store import Registry
+
+    return Registry(config.registry.uri, config.registry.model_name)
+
+
+def _labels_by_version(labels: dict[str, int]) -> dict[int, list[str]]:
+    by_version: dict[int, list[str]] = {}
+    for label, number in sorted(labels.items()):
+        by_version.setdefault(number, []).append(label)
+    return by_version
+
+
+def _row(registry: Registry, version: Version, labels: list[str]) -> str:
+    from components.registry.store import RegistryError
+
+    created = run = metric = ""
+    status = "incomplete"
+    if version.complete:
+        status = "ok"
+        try:
+            m = registry.manifest(version.number)
+        except RegistryError:
+            status = "bad manifest"
+        else:
+            created = str(m.get("created", ""))
+            run = str((m.get("pipeline") or {}).get("run_id") or "")
+            evaluation = m.get("evaluation") or {}
+            # The metric the blessing gated on; manifests before it was recorded: AUC.
+            name = (evaluation.get("thresholds") or {}).get("metric") or "auc"
+            value = (evaluation.get("metrics") or {}).get(name)
+            metric = f"{name} {value:.4f}" if isinstance(value, float) else ""
+            if m.get("republished_from"):
+                status = f"ok (copy of {m['republished_from']})"
+    labelled = ",".join(labels)
+    return f"{version.number:>7}  {status:<18} {labelled:<14} {metric:<16} {created:<26} {run}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    registry = _registry(common.load_config(args))
+    versions = registry.versions()
+    if not versions:
+        print(f"{registry.model_dir}: no versions")
+        return 0
+    by_version = _labels_by_version(registry.labels())
+    print(f"{registry.model_dir}")
+    print(f"{'VERSION':>7}  {'STATUS':<18} {'LABELS':<14} {'METRIC':<16} {'CREATED':<26} RUN")
+    for version in versions:
+        print(_row(registry, version, by_version.get(version.number, [])))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    registry = _registry(common.load_config(args))
+    version = registry.resolve(args.version)
+    manifest = registry.manifest(version.number)
+    if not args.files:
+        manifest["files"] = f"{len(manifest['files'])} files (--files to list them)"
+    print(f"{version.path}")
+    print(json.dumps(manifest, indent=2, sort_keys=True))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from components.registry.store import RegistryError
+
+    registry = _registry(common.load_config(args))
+    if args.all:
+        versions = registry.versions()
+        if not versions:
+            raise RegistryError(f"{registry.model_dir}: no versions to verify")
+    else:
+        versions = [registry.resolve(ref) for ref in (args.versions or ["latest"])]
+    failed = 0
+    for version in versions:
+        problems = registry.verify(version.number)
+        if problems:
+            failed += 1
+            print(f"version {version.number}: FAILED ({len(problems)} problems)")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            files = len(registry.manifest(version.number)["files"])
+            print(f"version {version.number}: ok ({files} files match their sha256)")
+    return 1 if failed else 0
+
+
+def _served_versions(registry: Registry, path: str | None) -> set[int]:
+    """Versions the model config file serves; checks the file before anything changes."""
+    from components.registry import model_config
+
+    if not path:
+        return set()
+    model = model_config.read_model(path, registry.model_name)
+    return set(model.model_version_policy.specific.versions)
+
+
+def _write_model_config(
+    registry: Registry, path: str | None, labels: dict[str, int], moving: str
+) -> None:
+    from components.registry import model_config
+
+    if not labels:
+        print(
+            "warning: no labels left; the model config (if given) now serves the newest "
+            "version, whatever it is"
+        )
+    if not path:
+        return
+    pending = model_config.update_file(path, registry.model_name, labels, moving)
+    model = model_config.read_model(path, registry.model_name)
+    versions = list(model.model_version_policy.specific.versions)
+    registry.set_served(versions)
+    print(
+        f"model config {path}: labels {dict(model.version_labels) or 'none'}, serving "
+        f"{versions or 'the latest version'}"
+    )
+    for label in pending:
+        print(
+            f"  {label!r} stays on version {model.version_labels[label]} for now: TF Serving "
+            "refuses to move a label to a version it has not loaded. Apply this config, wait "
+            f"until GET /v1/models/{registry.model_name}/versions/{labels[label]} says "
+            f"AVAILABLE, then run `registry label {label} {labels[label]}` again."
+        )
+
+
+def _label(args: argparse.Namespace) -> int:
+    registry = _registry(common.load_config(args))
+    _served_versions(registry, args.model_config)
+    if args.remove:
+        labels = registry.set_label(args.label, None)
+        print(f"label {args.label!r} removed")
+    else:
+        if args.version is None:
+            raise common.UsageError("give the version to label, or --remove")
+        number = registry.resolve(args.version).number
+        labels = registry.set_label(args.label, number)
+        print(f"label {args.label!r} -> version {number}")
+    _write_model_config(registry, args.model_config, labels, args.label)
+    return 0
+
+
+def _origin(registry: Registry, version: Version) -> int:
+    """The version whose content `version` holds (itself, unless republished)."""
+    source = registry.manifest(version.number).get("republished_from")
+    return source if isinstance(source, int) else version.number
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from components.registry.store import RegistryError
+
+    registry = _registry(common.load_config(args))
+    loaded = _served_versions(registry, args.model_config) if args.label else set()
+    complete = registry.complete_versions()
+    if args.to is not None:
+        target = registry.resolve(args.to)
+    else:
+        if args.label:
+            current = registry.labels().get(args.label)
+            if current is None:
+                raise RegistryError(f"{registry.model_name!r} has no label {args.label!r}")
+        elif complete:
+            # A republished copy stands for its source: rolling back twice
+            # steps further back instead of re-serving what was rolled back.
+            current = _origin(registry, complete[-1])
+        else:
+            raise RegistryError(f"{registry.model_dir}: no complete version to roll back from")
+        older = [v for v in complete if v.number < current]
+        if not older:
+            raise RegistryError(
+                f"{registry.model_dir}: no complete version older than {current} to roll back to"
+            )
+        # With a label, prefer a version TF Serving still has loaded: the
+        # label moves there at once.
+        target = ([v for v in older if v.number in loaded] or older)[-1]
+    if args.label:
+        labels = registry.set_label(args.label, target.number)
+        print(f"rolled back: label {args.label!r} -> version {target.number}")
+        _write_model_config(registry, args.model_config, labels, args.label)
+        return 0
+    copy = registry.republish(target.number, reason=args.reason or "rollback")
+    print(f"rolled back: version {target.number} republished as version {copy.number}")
+    if registry.labels():
+        print(
+            "warning: this model has labels, so TF Serving's config likely serves specific "
+            "versions and will not pick the new copy up; use --label to move a label instead"
+        )
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    config = common.load_config(args)
+    registry = _registry(config)
+    keep = args.keep if args.keep is not None else config.registry.keep_versions
+    deleted = registry.prune(keep)
+    print(f"kept the newest {keep} and labelled versions; deleted {deleted or 'nothing'}")
+    return 0
+
+
+def register(commands: Commands) -> None:
+    """Adds `registry list|show|verify|label|rollback|prune` to the CLI.
+
+    Args:
+        commands: The CLI's subcommands; each command sets `handler`.
+    """
+    registry = commands.add_parser("registry", help="inspect and manage the model registry")
+    sub = registry.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
+
+    list_ = sub.add_parser("list", help="versions, status, labels, gated metric, run")
+    list_.set_defaults(handler=_list)
+
+    show = sub.add_parser("show", help="a version's manifest")
+    show.add_argument("version", nargs="?", default="latest", help="number, label or latest")
+    show.add_argument("--files", action="store_true", help="also list every file's sha256")
+    show.set_defaults(handler=_show)
+
+    verify = sub.add_parser("verify", help="recompute checksums; exit 1 on any mismatch")
+    verify.add_argument("versions", nargs="*", help="numbers or labels (default: latest)")
+    verify.add_argument("--all", action="store_true", help="every version, incomplete ones too")
+    verify.set_defaults(handler=_verify)
+
+    label = sub.add_parser("label", help="point a label (stable, canary) at a version")
+    label.add_argument("label")
+    label.add_argument("version", nargs="?", help="number, label or latest")
+    label.add_argument("--remove", action="store_true", help="remove the label")
+    label.add_argument(
+        "--model-config", help="also rewrite the labels in this TF Serving model config file"
+    )
+    label.set_defaults(handler=_label)
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="serve an older version: republish it as the newest, or move --label to it",
+    )
+    rollback.add_argument("--to", help="version or label to go back to (default: the previous)")
+    rollback.add_argument("--label", help="move this label instead of republishing")
+    rollback.add_argument("--model-config", help="with --label: rewrite this model config file")
+    rollback.add_argument("--reason", help="recorded in the republished version's manifest")
+    rollback.set_defaults(handler=_rollback)
+
+    prune = sub.add_parser("prune", help="apply retention now (push does it after each push)")
+    prune.add_argument("--keep", type=int, help="versions to keep (default: keep_versions)")
+    prune.set_defaults(handler=_prune)
+
+    for parser in (list_, show, verify, label, rollback, prune):
+        common.add_config_args(parser, config_lib.DEFAULT_CONFIG)

@@ -1,0 +1,217 @@
+"""`run`, `init`, `config` and `schema infer`: the commands that work on this machine.
+
+`run` checks the configuration against the data and the model package
+(`pipeline.preflight`) before anything starts, then runs every component in
+this process with TFX's local runner, one progress line per component, and
+ends with what the run decided: the metrics, the blessing and the push.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from components import contracts
+from pipeline import config as config_lib
+from pipeline import logs
+from pipeline.cli import common
+
+if TYPE_CHECKING:
+    from pipeline.cli.common import Commands
+    from pipeline.config import PipelineConfig
+    from pipeline.init.result import InitResult
+    from pipeline.progress import NodeResult
+    from pipeline.summary import RunSummary
+
+# Classes of a label listed in init's summary before "...".
+SHOWN_CLASSES = 6
+INIT_LOG = "build/logs/init.log"
+
+
+def register(commands: Commands) -> None:
+    """Adds `run`, `init`, `config` and `schema infer` to the CLI.
+
+    Args:
+        commands: The CLI's subcommands; each command sets `handler`.
+    """
+    run = commands.add_parser("run", help="run the whole pipeline locally")
+    common.add_config_args(run, config_lib.DEFAULT_CONFIG)
+    run.set_defaults(handler=_run)
+
+    init = commands.add_parser(
+        "init", help="write a config and a curated schema for a folder of CSV files"
+    )
+    init.add_argument("--data", required=True, metavar="DIR", help="the folder of CSV files")
+    init.add_argument("--label", required=True, metavar="COLUMN", help="the column to predict")
+    init.add_argument(
+        "--output",
+        default="pipeline.yaml",
+        metavar="FILE",
+        help="the config to write; schema.pbtxt goes beside it (default: pipeline.yaml)",
+    )
+    init.add_argument("--name", help="pipeline and model name (default: the data folder's name)")
+    init.add_argument("--force", action="store_true", help="overwrite the config and the schema")
+    init.set_defaults(handler=_init)
+
+    show = commands.add_parser("config", help="print the resolved configuration")
+    common.add_config_args(show, config_lib.DEFAULT_CONFIG)
+    show.set_defaults(handler=_show_config)
+
+    schema = commands.add_parser("schema", help="schema tools: infer a draft from the data")
+    schema_commands = schema.add_subparsers(dest="schema_command", metavar="COMMAND", required=True)
+    infer = schema_commands.add_parser("infer", help="infer a draft schema from the data")
+    common.add_config_args(infer, config_lib.DEFAULT_CONFIG)
+    infer.add_argument("--output", default="build/schema_draft.pbtxt", help="draft schema path")
+    infer.set_defaults(handler=_schema_infer)
+
+
+def _progress(total: int) -> Callable[[NodeResult], None]:
+    """A progress callback printing `[ n/total] node state seconds` as each node ends."""
+    count = 0
+
+    def report(result: NodeResult) -> None:
+        nonlocal count
+        count += 1
+        state = {"COMPLETE": "done", "CACHED": "cached"}.get(result.state, result.state.lower())
+        print(
+            f"[{count:2d}/{total}] {result.node_id:<18} {state:<7} {result.seconds:7.1f}s",
+            flush=True,
+        )
+
+    return report
+
+
+def _print_summary(summary: RunSummary, config: PipelineConfig) -> None:
+    """Prints the eval metrics of the task, the baseline's, the blessing and the push."""
+    from components.evaluator.eval_config import METRICS
+
+    if summary.metrics:
+        shown = ", ".join(
+            f"{name} {summary.metrics[name]:.4f}"
+            for name in METRICS[config.model.task]
+            if name in summary.metrics
+        )
+        count = int(summary.metrics.get("example_count", 0))
+        label = config.model.label.display_name
+        print(f"eval metrics ({label}, {count} eval examples): {shown}")
+    if summary.class_recall:
+        recalls = ", ".join(f"{name} {value:.2f}" for name, value in summary.class_recall.items())
+        print(f"recall by class: {recalls}")
+    if summary.baseline_metrics:
+        metric = config.evaluator.metric
+        value = summary.baseline_metrics.get(metric, float("nan"))
+        print(f"baseline (model {summary.baseline_model_id}): {metric} {value:.4f}")
+    if summary.blessed is not None:
+        verdict = "BLESSED" if summary.blessed else "NOT BLESSED"
+        print(f"{verdict}: " + "; ".join(summary.reasons))
+    pusher_cached = any(
+        n.node_id == contracts.PUSHER and n.state == "CACHED" for n in summary.nodes
+    )
+    if summary.pushed_uri:
+        when = " (by an earlier run; this one reused it from cache)" if pusher_cached else ""
+        print(f"pushed: {summary.pushed_uri}{when}")
+    elif summary.blessed is not None:
+        print("pushed: nothing (the model was not blessed)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline import preflight
+
+    config = common.load_config(args)
+    preflight.check(config)
+    # TFX takes seconds to import: only once the checks have passed.
+    from pipeline.runners import local
+
+    log_file = f"{config.run.pipeline_root}/logs/run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    logs.configure(log_file, args.verbose)
+    metadata = config.metadata
+    store = (
+        metadata.sqlite_path if metadata.kind == "sqlite" else f"{metadata.kind}:{metadata.host}"
+    )
+    print(
+        f"pipeline {config.run.pipeline_name}: root {config.run.pipeline_root}, "
+        f"metadata {store}, registry {config.serving_model_dir}",
+        flush=True,
+    )
+    started = time.monotonic()
+    try:
+        summary = local.run(config, report=_progress(len(contracts.NODE_IDS)))
+    except local.PipelineRunError as error:
+        print(f"FAILED at {error.node_id}: {error.reason}", file=sys.stderr)
+        print(f"full log: {log_file}", file=sys.stderr)
+        return 1
+    _print_summary(summary, config)
+    print(f"finished in {time.monotonic() - started:.1f}s; full log: {log_file}")
+    return 0
+
+
+def _init_table(result: InitResult) -> list[str]:
+    """One line per column: its name, its kind, and its parameters or why it is ignored."""
+    rows = [
+        (
+            c.name,
+            c.kind,
+            ", ".join(f"{k}={v}" for k, v in c.params.items()) if c.params else c.note,
+        )
+        for c in result.columns
+    ]
+    name_width = max(len("column"), *(len(name) for name, _, _ in rows))
+    kind_width = max(len("kind"), *(len(kind) for _, kind, _ in rows))
+    lines = [f"{'column':<{name_width}}  {'kind':<{kind_width}}  parameters / reason"]
+    lines += [f"{n:<{name_width}}  {k:<{kind_width}}  {detail}" for n, k, detail in rows]
+    return lines
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pipeline.init.command import run_init
+
+    # TFDV logs through TensorFlow's logger while it computes the statistics.
+    logs.configure(INIT_LOG, verbose=False)
+    result = run_init(args.data, args.label, output=args.output, name=args.name, force=args.force)
+    label = result.label
+    classes = ", ".join(f"{name} {rows}" for name, rows in label.classes[:SHOWN_CLASSES])
+    more = ", ..." if len(label.classes) > SHOWN_CLASSES else ""
+    positive = (
+        f"; positive class {label.positive!r} ({label.positive_reason})" if label.positive else ""
+    )
+    files = f"{len(result.files)} CSV file" + ("s" if len(result.files) > 1 else "")
+    print(
+        f"{result.rows} rows in {files} of {result.data_root}; label "
+        f"{label.column!r}: {label.task}, {len(label.classes)} classes ({classes}{more}){positive}"
+    )
+    for line in _init_table(result):
+        print(f"  {line}")
+    thresholds = result.thresholds
+    print(
+        f"blessing: {thresholds.metric} >= {thresholds.min_value:g}, at most "
+        f"{thresholds.max_drop:g} below the last blessed model"
+        + (f"; metrics also by {result.slice_by}" if result.slice_by else "")
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(f"wrote {result.config_path}")
+    print(f"wrote {result.schema_path}")
+    print(f"next: python -m pipeline run --config {args.output}")
+    return 0
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    config = common.load_config(args)
+    print(yaml.safe_dump(config_lib.to_dict(config), sort_keys=False), end="")
+    return 0
+
+
+def _schema_infer(args: argparse.Namespace) -> int:
+    from pipeline.schema_infer import infer_schema
+
+    config = common.load_config(args)
+    logs.configure(f"{config.run.pipeline_root}/logs/schema-infer.log", args.verbose)
+    path = infer_schema(config, args.output)
+    print(f"draft schema written to {path}")
+    print(f"curate it by hand, then replace {config.data.schema_file}")
+    return 0

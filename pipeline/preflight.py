@@ -1,0 +1,187 @@
+"""Checks before the first component runs: the data, the schema and the model package.
+
+A mistake here would otherwise surface minutes later, deep inside a
+component (a KeyError in Transform, a type clash at the gate, an import
+error in the Trainer). Each check fails with one line naming the key, the
+file or the column, and what to do. `run` calls all of them; `compile`
+skips the data checks for data it cannot see (gs://, s3://).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import importlib
+import os
+import re
+from collections.abc import Sequence
+
+from components import model_package
+from components.contracts import CSV_PATTERN
+from components.errors import UserError
+from components.workload import NUMBER_PATTERN, check_against_schema, schema_dtypes
+from pipeline.config import PipelineConfig, _is_remote
+from pipeline.serving.columns import read_schema
+
+# Rows per file whose cells are looked at for the type check; the header
+# check reads every file's first line.
+SAMPLE_ROWS = 200
+_NUMBER = re.compile(NUMBER_PATTERN)
+
+
+class PreflightError(UserError):
+    """The configuration and the data or code it names do not fit together."""
+
+
+def csv_files(root: str) -> list[str]:
+    """The CSV files ExampleGen reads from `data.root`, sorted.
+
+    Raises:
+        PreflightError: The folder does not exist or holds no CSV file.
+    """
+    if not os.path.isdir(root):
+        what = "is not a folder" if os.path.exists(root) else "does not exist"
+        raise PreflightError(f"data.root={root} {what}: point it at the folder of your CSV files")
+    files = sorted(glob.glob(os.path.join(root, CSV_PATTERN)))
+    if not files:
+        others = sorted(os.listdir(root))
+        listed = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+        found = f"it holds {listed}" if others else "it is empty"
+        raise PreflightError(f"data.root={root} has no {CSV_PATTERN} file ({found})")
+    return files
+
+
+def _header(path: str) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), None)
+    except OSError as e:
+        raise PreflightError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise PreflightError(f"{path}: line 1 is not UTF-8 text ({e.reason})") from None
+    if not header:
+        raise PreflightError(f"{path} is empty: a CSV file needs a header line")
+    return header
+
+
+def check_headers(files: Sequence[str]) -> list[str]:
+    """The one header all files share.
+
+    Raises:
+        PreflightError: A file is unreadable or empty, or two files differ.
+    """
+    first = _header(files[0])
+    for path in files[1:]:
+        header = _header(path)
+        if header != first:
+            only_first = [c for c in first if c not in header]
+            only_here = [c for c in header if c not in first]
+            detail = (
+                f"only in the first: {only_first or 'none'}; only here: {only_here or 'none'}"
+                if only_first or only_here
+                else "same columns in another order"
+            )
+            raise PreflightError(
+                f"{path} has a different header than {files[0]} ({detail}); every CSV file "
+                "under data.root must have the same columns"
+            )
+    return first
+
+
+def check_columns(config: PipelineConfig, header: Sequence[str]) -> None:
+    """Every column the workload names is in the data.
+
+    Raises:
+        PreflightError: naming the key and the column.
+    """
+    model = config.model
+    named = [(f"model.features.{name}", name) for name in model.features]
+    named += [("model.label", column) for column in model.label.columns]
+    named += [("model.slice_by", column) for column in model.slice_by]
+    for key, column in named:
+        if column not in header:
+            raise PreflightError(
+                f"{key}: column {column!r} is not in the data (data.root={config.data.root}; "
+                f"its columns: {', '.join(header)})"
+            )
+
+
+def check_cell_types(config: PipelineConfig, files: Sequence[str]) -> None:
+    """A column holds numbers in every file or in none.
+
+    CsvExampleGen types a column over all files at once, so a column of
+    numbers in one file and text in another is read as text everywhere: a
+    numeric feature then fails at the gate, a text one silently learns from
+    digits. The first SAMPLE_ROWS rows of each file are looked at.
+
+    Raises:
+        PreflightError: naming the column and a file of each kind.
+    """
+    columns = config.model.columns
+    numeric_in: dict[str, str] = {}
+    text_in: dict[str, tuple[str, str]] = {}
+    for path in files:
+        seen: dict[str, bool] = {}
+        example: dict[str, str] = {}
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            for i, row in enumerate(csv.DictReader(f)):
+                if i >= SAMPLE_ROWS:
+                    break
+                for column in columns:
+                    cell = row.get(column) or ""
+                    if not cell:
+                        continue
+                    is_number = bool(_NUMBER.fullmatch(cell))
+                    seen[column] = seen.get(column, True) and is_number
+                    if not is_number:
+                        example.setdefault(column, cell)
+        for column, all_numbers in seen.items():
+            if all_numbers:
+                numeric_in.setdefault(column, path)
+            else:
+                text_in.setdefault(column, (path, example[column]))
+    for column in columns:
+        if column in numeric_in and column in text_in:
+            text_file, cell = text_in[column]
+            raise PreflightError(
+                f"column {column!r} holds numbers in {numeric_in[column]} but text in "
+                f"{text_file} (e.g. {cell[:40]!r}): CsvExampleGen reads all of it as text; "
+                "fix the files or keep them apart"
+            )
+
+
+def check_data(config: PipelineConfig) -> None:
+    """The data checks, for a local `data.root`."""
+    if _is_remote(config.data.root):
+        return
+    files = csv_files(config.data.root)
+    check_columns(config, check_headers(files))
+    check_cell_types(config, files)
+
+
+def check_code(config: PipelineConfig) -> None:
+    """The schema fits the workload, and the model package (and a derived label) import."""
+    check_against_schema(config.model, schema_dtypes(read_schema(config.data.schema_file)))
+    model_package.load(config.model.package)
+    derive = config.model.label.derive
+    if derive:
+        module, _, name = derive.rpartition(".")
+        try:
+            function = getattr(importlib.import_module(module), name, None)
+        except ImportError as e:
+            raise PreflightError(
+                f"model.label.derive={derive}: cannot import {module}: {e}"
+            ) from None
+        if not callable(function):
+            raise PreflightError(f"model.label.derive={derive}: {module} has no function {name!r}")
+
+
+def check(config: PipelineConfig, data: bool = True) -> None:
+    """Runs every check; `data=False` skips reading the data (compile).
+
+    Raises:
+        UserError: The first problem found, in one line.
+    """
+    if data:
+        check_data(config)
+    check_code(config)

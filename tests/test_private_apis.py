@@ -1,0 +1,51 @@
+"""Every private API the project relies on still exists in the installed dependencies.
+
+components/private_apis.py is the one place that touches them; this test
+fails on an upgrade that removed or renamed one, before a pipeline run would.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from components import private_apis
+
+
+def test_tensorflow_autograph_rules():
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    assert isinstance(autograph_config.CONVERSION_RULES, tuple)
+    assert callable(autograph_config.DoNotConvert)
+
+
+def test_tfx_launcher_keeps_its_node_and_launch():
+    launcher = private_apis.launcher_class()
+    assert callable(launcher.launch)
+    assert "pipeline_node" in inspect.signature(launcher.__init__).parameters
+    assert "self._pipeline_node = pipeline_node" in inspect.getsource(launcher.__init__)
+
+
+def test_tfx_generic_executor_builds_fn_args_the_way_we_call_it():
+    from tfx.components.trainer import executor
+
+    source = inspect.getsource(executor.GenericExecutor.Do)
+    assert "self._log_startup(input_dict, output_dict, exec_properties)" in source
+    assert "self._GetFnArgs(input_dict, output_dict, exec_properties)" in source
+
+
+def test_tfx_kubeflow_v2_entrypoint_body():
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as entrypoint
+
+    assert "_run_executor(args, beam_args)" in inspect.getsource(entrypoint.main)
+    args, _beam_args = private_apis.kubeflow_v2_flags(
+        ["prog", "--executor_class_path", "a.B", "--json_serialized_invocation_args", "{}"]
+    )
+    assert args.executor_class_path == "a.B"
+
+
+def test_kfp_client_keeps_its_pipelines_api_and_url_prefix():
+    from kfp.client import client
+
+    source = inspect.getsource(client.Client.__init__)
+    assert "self._pipelines_api" in source
+    assert callable(client.Client._get_url_prefix)
