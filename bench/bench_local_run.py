@@ -113,7 +113,7 @@ def run_example(workdir: Path) -> dict:
     from tfx.orchestration import metadata
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-    from pipeline.config import default_data_root
+    from pipeline.config import load_config
     from pipeline.progress import ProgressTracker
 
     module_file = (
@@ -124,7 +124,7 @@ def run_example(workdir: Path) -> dict:
     pipeline = example._create_pipeline(
         pipeline_name=name,
         pipeline_root=str(workdir / "pipeline_root"),
-        data_root=default_data_root(),
+        data_root=load_config().data.root,
         module_file=str(module_file),
         serving_model_dir=str(workdir / "serving_model"),
         metadata_path=metadata_path,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
@@ -30,12 +29,12 @@ from components.contracts import (
     TRAINER,
     TRANSFORM,
 )
-from components.errors import ConfigError
 from components.evaluator.component import Evaluator
 from components.evaluator.eval_config import EvalSpec
 from components.gate.component import AnomaliesGate
 from components.pusher.component import RegistryPusher
-from components.schema_importer.component import SchemaImporter, parse_schema
+from components.schema_importer.component import SchemaImporter
+from components.schema_io import parse_schema, read_schema
 from components.trainer.component import Trainer
 from components.training import run as training_run
 from components.workload import check_against_schema, schema_dtypes, serving_columns
@@ -106,17 +105,7 @@ def read_schema_text(path: str) -> str:
     Raises:
         ConfigError: The file is missing or is not a valid Schema proto.
     """
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(
-            f"cannot read the curated schema data.schema_file={path}: {e.strerror}"
-        ) from e
-    try:
-        parse_schema(text, source=f"data.schema_file={path}")
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return text
+    return read_schema(path)[0]
 
 
 def serving_columns_json(config: PipelineConfig, schema_text: str) -> str:

@@ -21,6 +21,10 @@ def quiet_warnings() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
+    # TensorFlow's Python deprecation notices (TFMA's readers print several)
+    # go through its own logger to stderr; commands that keep a log file
+    # (`configure`) route that logger there instead, at INFO.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def configure(log_file: str, verbose: bool) -> None:
@@ -48,4 +52,5 @@ def configure(log_file: str, verbose: bool) -> None:
     tf_logger = logging.getLogger("tensorflow")
     for handler in list(tf_logger.handlers):
         tf_logger.removeHandler(handler)
+    tf_logger.setLevel(logging.INFO)
     tf_logger.propagate = True

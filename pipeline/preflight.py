@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from components import model_package
 from components.contracts import CSV_PATTERN
 from components.errors import UserError
+from components.schema_io import read_schema
 from components.workload import NUMBER_PATTERN, check_against_schema, schema_dtypes
 from pipeline.config import PipelineConfig, _is_remote
-from pipeline.serving.columns import read_schema
 
 # Rows per file whose cells are looked at for the type check; the header
 # check reads every file's first line.
@@ -161,7 +161,8 @@ def check_data(config: PipelineConfig) -> None:
 
 def check_code(config: PipelineConfig) -> None:
     """The schema fits the workload, and the model package (and a derived label) import."""
-    check_against_schema(config.model, schema_dtypes(read_schema(config.data.schema_file)))
+    _, schema = read_schema(config.data.schema_file)
+    check_against_schema(config.model, schema_dtypes(schema))
     model_package.load(config.model.package)
     derive = config.model.label.derive
     if derive:

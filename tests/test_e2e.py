@@ -23,7 +23,7 @@ from components.contracts import SERVING_DEFAULT, SERVING_RAW
 from components.mlmd import connection_config
 from components.registry import warmup
 from components.registry.store import Registry
-from components.schema_importer.component import parse_schema
+from components.schema_io import parse_schema
 from pipeline import definition
 from pipeline.__main__ import main
 from pipeline.config import PipelineConfig, load_config, to_dict

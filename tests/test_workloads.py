@@ -123,7 +123,8 @@ def _both_signatures(model, config: PipelineConfig, csv_file: Path):  # type: ig
     examples = tf.constant([to_example(r, columns) for r in rows])
     from_examples = model.signatures[SERVING_DEFAULT](examples=examples)
     instances = [to_instance(r, columns) for r in rows]
-    raw = {c.name: tf.constant([i[c.name] for i in instances]) for c in columns}
+    dtypes = {"float": tf.float32, "int": tf.int64, "string": tf.string}
+    raw = {c.name: tf.constant([i[c.name] for i in instances], dtypes[c.dtype]) for c in columns}
     from_raw = model.signatures[SERVING_RAW](**raw)
     return from_examples, from_raw
 
@@ -162,21 +163,22 @@ def _core_ops_only(saved_model_dir: str) -> None:
 # -- multiclass: the Palmer penguins ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def penguins(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("penguins")
+def _workload_run(
+    tmp_path_factory: pytest.TempPathFactory, source: Path, label: str, name: str
+) -> tuple[Path, PipelineConfig, str]:
+    """A folder holding `source` as its one CSV file, `init` on it, then `run`."""
+    root = tmp_path_factory.mktemp(name)
     data = root / "data"
     data.mkdir()
-    shutil.copy(PENGUINS_CSV, data / "penguins.csv")
-    return root, data
+    shutil.copy(source, data / f"{name}.csv")
+    config_file = _init(root, data, label, name)
+    out = _run(config_file, root)
+    return config_file, _config(config_file, root), out
 
 
 @pytest.fixture(scope="module")
-def penguins_run(penguins):
-    root, data = penguins
-    config_file = _init(root, data, "species", "penguins")
-    out = _run(config_file, root)
-    return config_file, _config(config_file, root), out
+def penguins_run(tmp_path_factory: pytest.TempPathFactory):
+    return _workload_run(tmp_path_factory, PENGUINS_CSV, "species", "penguins")
 
 
 def test_init_config_for_penguins_is_multiclass_with_numbers_written_as_text(penguins_run):
@@ -229,20 +231,9 @@ def test_penguins_graph_uses_core_ops_only(penguins_run):
 
 
 @pytest.fixture(scope="module")
-def reviews(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("imdb")
-    data = root / "data"
-    data.mkdir()
-    shutil.copy(IMDB_TXT, data / "reviews.csv")
-    return root, data
-
-
-@pytest.fixture(scope="module")
-def reviews_run(reviews):
-    root, data = reviews
-    config_file = _init(root, data, "label", "reviews")
-    out = _run(config_file, root)
-    return config_file, _config(config_file, root), out
+def reviews_run(tmp_path_factory: pytest.TempPathFactory):
+    # The IMDB file is CSV under a .txt name; ExampleGen reads *.csv.
+    return _workload_run(tmp_path_factory, IMDB_TXT, "label", "reviews")
 
 
 def test_init_config_for_reviews_is_binary_text(reviews_run):
@@ -268,19 +259,21 @@ def test_raw_text_in_gives_the_model_on_transformed_features(reviews_run, tmp_pa
     served = from_raw[PROBABILITY].numpy()
     np.testing.assert_allclose(served, from_examples[PROBABILITY].numpy(), atol=1e-6)
     with open(rows, newline="") as f:
-        texts = [r["text"] for r in csv.DictReader(f)]
+        labelled = [(r["text"], int(r["label"])) for r in csv.DictReader(f)]
+    # transform_features, as TFMA calls it: the raw columns, the label's included.
     examples = [
         tf.train.Example(
             features=tf.train.Features(
                 feature={
-                    "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()]))
+                    "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()])),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[y])),
                 }
             )
         ).SerializeToString()
-        for t in texts
+        for t, y in labelled
     ]
     transformed = model.signatures[TRANSFORM_FEATURES](examples=tf.constant(examples))
-    assert LABEL_KEY not in transformed  # the label column is absent: pruned
+    assert transformed[LABEL_KEY].numpy().tolist() == [y for _, y in labelled]
     token_ids = transformed["text_xf"]
     assert token_ids.shape[1] == config.model.features["text"].token_cap
     direct = keras_model({"text_xf": token_ids}).numpy()
@@ -388,7 +381,7 @@ def test_the_written_config_is_plain_yaml_a_person_can_edit(penguins_run):
 # -- a team's own model package ---------------------------------------------------------------
 
 
-def test_a_custom_model_package_runs_the_whole_pipeline(penguins, penguins_run, tmp_path):
+def test_a_custom_model_package_runs_the_whole_pipeline(penguins_run, tmp_path):
     """tests/custom_model implements the protocol (docs/model_packages.md) with its own code."""
     config_file, _, _ = penguins_run
     numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]

@@ -10,28 +10,11 @@ the schema with it instead of depending on a path inside the image.
 import os
 
 import tensorflow as tf
-from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 
+from components.schema_io import parse_schema
+
 SCHEMA_FILE = "schema.pbtxt"
-
-
-def parse_schema(schema_text: str, source: str = "schema") -> schema_pb2.Schema:
-    """Parses a text-format Schema proto.
-
-    Raises:
-        ValueError: The text is not a valid Schema, or it has no features;
-            the message names `source`.
-    """
-    schema = schema_pb2.Schema()
-    try:
-        text_format.Parse(schema_text, schema)
-    except text_format.ParseError as e:
-        raise ValueError(f"{source} is not a valid tensorflow_metadata Schema: {e}") from e
-    if not schema.feature:
-        raise ValueError(f"{source} declares no features")
-    return schema
 
 
 @tfx.dsl.components.component
