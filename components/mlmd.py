@@ -464,3 +464,59 @@ def execution_of_node_in_run(
     tasks = {i: e for i, e in in_run.items() if task_name(e) == node_id}
     found = _in_pipeline(store, pipeline_name, tasks)
     return found[-1] if found else None
+
+
+# The process that runs a local run, recorded on the run's context so that
+# lineage can tell a live run from one whose runner was killed.
+RUNNER_PID = "runner_pid"
+RUNNER_HOST = "runner_host"
+# Why an interrupted execution was cancelled, recorded on it.
+INTERRUPTED_BY = "interrupted_by"
+
+
+def cancel_running(
+    store: metadata_store.MetadataStore, pipeline_name: str, run_id: str, reason: str = "SIGINT"
+) -> list[int]:
+    """Marks a run's executions still RUNNING (or NEW) as CANCELED; returns their ids.
+
+    An interrupted local runner leaves the node it was running in RUNNING
+    state, forever; CANCELED says what happened, and a rerun is not
+    affected (TFX's cache only reuses COMPLETE and CACHED executions).
+    """
+    unfinished = (Execution.RUNNING, Execution.NEW)
+    stopped = []
+    for execution in run_executions(store, pipeline_name, run_id):
+        if execution.last_known_state in unfinished:
+            execution.last_known_state = Execution.CANCELED
+            execution.custom_properties[INTERRUPTED_BY].string_value = reason
+            stopped.append(execution)
+    if stopped:
+        store.put_executions(stopped)
+    return [e.id for e in stopped]
+
+
+def record_runner(store: metadata_store.MetadataStore, run_id: str, pid: int, host: str) -> bool:
+    """Records which process runs a local run on its `pipeline_run` context.
+
+    Returns:
+        False when the run's context does not exist yet (before its first node
+        registered an execution); the caller records it later.
+    """
+    context = store.get_context_by_type_and_name(TFX_RUN_CONTEXT_TYPE, run_id)
+    if context is None:
+        return False
+    if context.custom_properties[RUNNER_PID].int_value != pid:
+        context.custom_properties[RUNNER_PID].int_value = pid
+        context.custom_properties[RUNNER_HOST].string_value = host
+        store.put_contexts([context])
+    return True
+
+
+def runner_of(context: Context) -> tuple[int, str] | None:
+    """(pid, host) of the process that ran a local run, if it recorded itself."""
+    if RUNNER_PID not in context.custom_properties:
+        return None
+    return (
+        int(context.custom_properties[RUNNER_PID].int_value),
+        context.custom_properties[RUNNER_HOST].string_value,
+    )

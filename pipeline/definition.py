@@ -178,6 +178,7 @@ def create_pipeline(
 
     anomalies_gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],
+        examples=example_gen.outputs["examples"],
         label_columns=",".join(config.model.label.columns),
     ).with_id(ANOMALIES_GATE)
 

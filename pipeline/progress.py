@@ -14,6 +14,8 @@ on how logging is configured.)
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,11 +94,20 @@ class ProgressTracker:
         self.results: list[NodeResult] = []
         self.running: str | None = None
         self.run_id: str | None = None
+        self._runner_recorded = False
+
+    def _record_runner(self, run_id: str) -> None:
+        # So that lineage can tell this run from one whose process was killed.
+        if not self._runner_recorded:
+            self._runner_recorded = mlmd.record_runner(
+                self._store, run_id, os.getpid(), socket.gethostname()
+            )
 
     def _start(self, node_id: str, run_id: str) -> None:
         self.running = node_id
         self.run_id = run_id
         self._started[node_id] = time.monotonic()
+        self._record_runner(run_id)
 
     def _finish(self, node_id: str, run_id: str) -> None:
         seconds = time.monotonic() - self._started.get(node_id, time.monotonic())
@@ -109,6 +120,7 @@ class ProgressTracker:
         )
         self.results.append(result)
         self.running = None
+        self._record_runner(run_id)
         self._report(result)
 
     @contextmanager

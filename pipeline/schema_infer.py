@@ -17,7 +17,7 @@ from tfx import v1 as tfx
 from components import contracts, mlmd
 from pipeline.config import PipelineConfig
 from pipeline.definition import STATISTICS_GEN, make_example_gen
-from pipeline.runners.local import local_connection_config
+from pipeline.runners.connection import local_connection_config
 
 SCHEMA_GEN = "schema_gen"
 

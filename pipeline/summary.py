@@ -67,6 +67,15 @@ def blessing_reasons(
     bounds TFMA actually applied); a blessing from the metrics and the
     configured thresholds, which TFMA applied to reach it.
     """
+    one_class = metrics.get("mean_label") in (0.0, 1.0)
+    if one_class and thresholds.metric == "auc" and not blessed:
+        label = int(metrics["mean_label"])
+        count = int(metrics.get("example_count", 0))
+        return [
+            f"the eval split holds one class only (all {count} labels are {label}): AUC is "
+            "undefined there, so the model cannot be judged; check the label and the split "
+            "(data.train_buckets, data.eval_buckets)"
+        ]
     result = tfma.load_validation_result(evaluation_uri)
     if not blessed:
         failures = [

@@ -192,7 +192,7 @@ def test_unreadable_schema_exits_2_naming_the_file(capsys, tmp_path):
     missing = tmp_path / "nope.pbtxt"
     assert main(["run", "--set", f"data.schema_file={missing}"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot read data.schema_file={missing}")
+    assert err.startswith(f"error: cannot read the curated schema data.schema_file={missing}")
     assert len(err.splitlines()) == 1
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from components.registry import manifest, model_config
+from components.registry import files, manifest, model_config
 from components.registry.store import (
     CLAIMS_DIR,
     SAVED_MODEL_FILE,
@@ -468,3 +468,137 @@ def test_list_and_show(saved_model, tmp_path, capsys):
     assert shown["version"] == 1 and shown["files"].endswith("(--files to list them)")
     assert main(["registry", "show", "2", *args]) == 2
     assert "no manifest, the version is incomplete" in capsys.readouterr().err
+
+
+# Damaged versions: truncated, missing or unreadable files in a published version.
+
+VARIABLES_DATA = "variables/variables.data-00000-of-00001"
+
+
+def _truncate(registry: Registry, number: int, rel: str = VARIABLES_DATA) -> str:
+    """Cuts a file of version `number` to half its size; returns what verify will say of it."""
+    path = Path(registry.version(number).path, rel)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return f"{rel}: size {len(data) // 2}, manifest says {len(data)}"
+
+
+def test_list_names_damage_from_sizes_and_presence_without_hashing(
+    saved_model, tmp_path, capsys, monkeypatch
+):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    truncated = _truncate(registry, 2)
+    Path(registry.version(3).path, "assets", "vocab.txt").unlink()
+
+    def no_hashing(path: str) -> tuple[str, int]:
+        raise AssertionError(f"registry list hashed {path}")
+
+    monkeypatch.setattr(files, "sha256", no_hashing)
+    assert main(["registry", "list", "--set", f"registry.uri={uri}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split()[:2] == ["1", "ok"]
+    assert lines[3].split()[:4] == ["2", "damaged:", "1", "problem"]
+    assert lines[4].split()[:4] == ["3", "damaged:", "1", "problem"]
+    assert lines[5].startswith("damage seen from file presence and sizes")
+    assert lines[6:] == [f"  version 2: {truncated}", "  version 3: assets/vocab.txt: missing"]
+
+
+def test_label_refuses_a_damaged_version_and_changes_nothing(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    registry.publish(saved_model, {})
+    registry.publish(saved_model, {})
+    config_file = tmp_path / "models.config"
+    config_file.write_text(MODEL_CONFIG)
+    args = ["--set", f"registry.uri={uri}", "--model-config", str(config_file)]
+    assert main(["registry", "label", "stable", "1", *args]) == 0
+    labels_file = Path(registry.model_dir, "labels.json")
+    before = labels_file.read_bytes(), config_file.read_bytes(), registry.served()
+    truncated = _truncate(registry, 2)
+    capsys.readouterr()
+    assert main(["registry", "label", "canary", "2", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"error: version 2 fails verification, refusing to label it 'canary': {truncated}\n"
+    )
+    assert (labels_file.read_bytes(), config_file.read_bytes(), registry.served()) == before
+    assert main(["registry", "label", "stable", "latest", *args]) == 2
+    assert "version 2 fails verification" in capsys.readouterr().err
+    assert registry.labels() == {"stable": 1}
+
+
+def test_rollback_skips_damaged_versions_and_names_them(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    _truncate(registry, 3)  # the newest, the one being rolled back from
+    truncated = _truncate(registry, 2)
+    vocab = Path(registry.version(1).path, "assets", "vocab.txt")
+    kept = vocab.read_bytes()
+    vocab.unlink()
+    args = ["--set", f"registry.uri={uri}"]
+    assert main(["registry", "rollback", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"skipping version 2: {truncated}",
+        "skipping version 1: assets/vocab.txt: missing",
+    ]
+    assert captured.err == (
+        "error: every version to roll back to fails verification (2, 1); nothing was changed\n"
+    )
+    assert [v.number for v in registry.versions()] == [1, 2, 3]
+    vocab.write_bytes(kept)
+    assert main(["registry", "rollback", *args]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"skipping version 2: {truncated}",
+        "rolled back: version 1 republished as version 4",
+    ]
+    assert registry.manifest(4)["republished_from"] == 1 and registry.verify(4) == []
+
+
+def test_rollback_of_a_label_skips_damaged_versions(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    registry.set_label("stable", 3)
+    truncated = _truncate(registry, 2)
+    args = ["--set", f"registry.uri={uri}", "--label", "stable"]
+    assert main(["registry", "rollback", "--to", "2", *args]) == 2
+    assert "version 2 fails verification, refusing to label it 'stable'" in capsys.readouterr().err
+    assert registry.labels() == {"stable": 3}
+    assert main(["registry", "rollback", *args]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"skipping version 2: {truncated}",
+        "rolled back: label 'stable' -> version 1",
+    ]
+    assert registry.labels() == {"stable": 1}
+
+
+def test_rollback_skips_a_newest_version_with_a_corrupt_manifest(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    for _ in range(3):
+        registry.publish(saved_model, {})
+    newest = Path(registry.version(3).path, manifest.MANIFEST_FILE)
+    newest.write_text('{"format": 1, "files": {')
+    assert main(["registry", "rollback", "--set", f"registry.uri={uri}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"skipping version 3: {newest}: not valid JSON: ")
+    assert out[1:] == ["rolled back: version 2 republished as version 4"]
+    assert registry.manifest(4)["republished_from"] == 2 and registry.verify(4) == []
+
+
+def test_a_manifest_whose_files_are_not_an_object_is_named_not_a_traceback(saved_model, tmp_path):
+    registry = Registry(str(tmp_path / "registry"), "taxi")
+    version = registry.publish(saved_model, {})
+    path = Path(version.path, manifest.MANIFEST_FILE)
+    body = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(body, files=sorted(body["files"]))))
+    (problem,) = registry.verify(1)
+    assert problem == f"{path}: 'files' must be an object of path -> {{sha256, size}}"
+    assert registry.check_sizes(1) == [problem]

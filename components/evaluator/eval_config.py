@@ -4,10 +4,10 @@ The model is scored through `serving_default` on raw eval examples; the
 label comes from `transform_features`, i.e. from the same transform graph
 that computed it for training.
 
-| task       | metrics                                          | gated metric            |
-|------------|--------------------------------------------------|-------------------------|
-| binary     | AUC, binary accuracy, precision, recall          | auc (default), binary_accuracy |
-| multiclass | accuracy (top-1), confusion matrix (class recall) | accuracy                |
+| task       | metrics                                           | gated metric         |
+|------------|---------------------------------------------------|----------------------|
+| binary     | AUC, binary accuracy, precision, recall, mean label | auc, binary_accuracy |
+| multiclass | accuracy (top-1), confusion matrix (class recall) | accuracy             |
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ from components.workload import BINARY, MULTICLASS, TASKS
 
 # Metric names as TFMA reports them, by task; the first is the default gate.
 METRICS = {
-    BINARY: ("auc", "binary_accuracy", "precision", "recall"),
+    # mean_label: the share of positive labels; 0 or 1 says the eval split
+    # holds one class, where AUC is undefined (TFMA reports 0).
+    BINARY: ("auc", "binary_accuracy", "precision", "recall", "mean_label"),
     MULTICLASS: ("accuracy",),
 }
 GATE_METRICS = contracts.GATE_METRICS
-_TFMA_CLASS = {"auc": "AUC", "binary_accuracy": "BinaryAccuracy"}
+_TFMA_CLASS = {"auc": "AUC", "binary_accuracy": "BinaryAccuracy", "mean_label": "MeanLabel"}
 CONFUSION_MATRIX = "multi_class_confusion_matrix_plot"
 
 

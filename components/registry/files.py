@@ -71,6 +71,11 @@ def sha256(path: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def size(path: str) -> int:
+    """Size in bytes of one file, from its metadata (one stat, or one HEAD on object stores)."""
+    return int(tf.io.gfile.stat(path).length)
+
+
 def read_bytes(path: str) -> bytes:
     with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()

@@ -1,13 +1,14 @@
 """`manifest.json`: what a registry version is, where it came from, and its checksums.
 
 Written last into every version, so its presence marks the version complete;
-`verify` recomputes every checksum against it.
+`verify` recomputes every checksum against it, and `check_sizes` compares
+only what a listing shows (which files are there, and their sizes).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from components.errors import UserError
@@ -27,6 +28,15 @@ def file_hashes(version_dir: str) -> dict[str, dict[str, Any]]:
     """sha256 and size of every file of a version except the manifest itself."""
     return {
         rel: dict(zip(("sha256", "size"), files.sha256(files.join(version_dir, rel)), strict=True))
+        for rel in files.relative_files(version_dir)
+        if rel != MANIFEST_FILE
+    }
+
+
+def _file_sizes(version_dir: str) -> dict[str, dict[str, Any]]:
+    """Size of every file of a version except the manifest, from file metadata alone."""
+    return {
+        rel: {"size": files.size(files.join(version_dir, rel))}
         for rel in files.relative_files(version_dir)
         if rel != MANIFEST_FILE
     }
@@ -59,17 +69,43 @@ def read(version_dir: str) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise ManifestError(f"{path}: missing keys {missing}")
+    listed = manifest["files"]
+    if not isinstance(listed, dict) or not all(isinstance(v, dict) for v in listed.values()):
+        raise ManifestError(f"{path}: 'files' must be an object of path -> {{sha256, size}}")
     return manifest
 
 
 def verify(version_dir: str, version: int) -> list[str]:
     """Recomputes a version's checksums against its manifest.
 
+    Reads every byte of the version: `check_sizes` is the cheap subset.
+
     Returns:
         One line per problem (empty when the version is intact): a missing
         or unreadable manifest, a version number that disagrees with the
         folder, and every missing, extra, resized or altered file.
     """
+    return _compare(version_dir, version, file_hashes)
+
+
+def check_sizes(version_dir: str, version: int) -> list[str]:
+    """What is wrong with a version that shows without reading its files.
+
+    A truncated or lost file shows in its size or absence; an altered byte
+    of the same size does not (only `verify` finds that).
+
+    Returns:
+        One line per problem (empty when nothing shows), worded as `verify`
+        words them: a missing or unreadable manifest, a version number that
+        disagrees with the folder, and every missing, extra or resized file.
+    """
+    return _compare(version_dir, version, _file_sizes)
+
+
+def _compare(
+    version_dir: str, version: int, measure: Callable[[str], dict[str, dict[str, Any]]]
+) -> list[str]:
+    """The manifest against what `measure` finds: sizes, and sha256 where it hashes."""
     try:
         manifest = read(version_dir)
     except ManifestError as e:
@@ -78,7 +114,7 @@ def verify(version_dir: str, version: int) -> list[str]:
     if manifest["version"] != version:
         problems.append(f"manifest says version {manifest['version']}, folder is {version}")
     expected: dict[str, Any] = manifest["files"]
-    actual = file_hashes(version_dir)
+    actual = measure(version_dir)
     for rel in sorted(set(expected) - set(actual)):
         problems.append(f"{rel}: missing")
     for rel in sorted(set(actual) - set(expected)):
@@ -87,6 +123,6 @@ def verify(version_dir: str, version: int) -> list[str]:
         want, got = expected[rel], actual[rel]
         if want.get("size") != got["size"]:
             problems.append(f"{rel}: size {got['size']}, manifest says {want.get('size')}")
-        elif want.get("sha256") != got["sha256"]:
+        elif "sha256" in got and want.get("sha256") != got["sha256"]:
             problems.append(f"{rel}: sha256 {got['sha256']}, manifest says {want.get('sha256')}")
     return problems

@@ -17,7 +17,8 @@ Guarantees, on every storage the registry takes:
   or claim ever seen, and retention never deletes the newest version.
 
 Labels (`stable`, `canary`) live in `labels.json` beside the versions; the
-retention pass never deletes a labelled version.
+retention pass never deletes a labelled version. Neither a label nor a
+republish ever points at a version that fails `verify`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,27 @@ _PUBLISH_ATTEMPTS = 50
 
 class RegistryError(UserError, ValueError):
     """A registry operation cannot be done; the message says what and where."""
+
+
+class DamagedVersionError(RegistryError):
+    """A version fails `verify`, so it must not be labelled or republished.
+
+    Attributes:
+        number: The version.
+        problems: What `verify` found, one line each.
+        summary: The first problem, and how many more there are.
+    """
+
+    def __init__(self, number: int, problems: list[str], refusing: str):
+        self.number = number
+        self.problems = problems
+        more = len(problems) - 1
+        self.summary = problems[0] + (
+            f" (and {more} more: `registry verify {number}` lists them)" if more else ""
+        )
+        super().__init__(
+            f"version {number} fails verification, refusing to {refusing}: {self.summary}"
+        )
 
 
 @dataclass(frozen=True)
@@ -187,6 +209,21 @@ class Registry:
     def verify(self, number: int) -> list[str]:
         """Problems of version `number` (missing files, altered bytes...); empty if intact."""
         return manifest.verify(self.version(number).path, number)
+
+    def check_sizes(self, number: int) -> list[str]:
+        """Problems of version `number` that show without reading its files.
+
+        Missing, extra and resized files against the manifest, or a bad
+        manifest: cheap enough to run on every version a listing shows.
+        Only `verify` finds a byte altered in place.
+        """
+        return manifest.check_sizes(self.version(number).path, number)
+
+    def _require_intact(self, number: int, refusing: str) -> None:
+        """Raises DamagedVersionError, naming the first problem, when `number` fails verify."""
+        problems = self.verify(number)
+        if problems:
+            raise DamagedVersionError(number, problems, refusing)
 
     # Publishing.
 
@@ -334,15 +371,11 @@ class Registry:
         """Publishes a copy of version `number` as the newest version (a rollback).
 
         Raises:
-            RegistryError: The version is missing, incomplete or fails verify.
+            DamagedVersionError: The version is incomplete or fails verify.
+            RegistryError: There is no such version.
         """
         source = self.version(number)
-        problems = self.verify(number)
-        if problems:
-            raise RegistryError(
-                f"version {number} fails verification, refusing to republish it: "
-                + "; ".join(problems)
-            )
+        self._require_intact(number, "republish it")
         metadata = {
             k: v
             for k, v in manifest.read(source.path).items()
@@ -372,8 +405,12 @@ class Registry:
     def set_label(self, label: str, number: int | None) -> dict[str, int]:
         """Points `label` at version `number` (None removes it); returns all labels.
 
+        The version is verified first (every checksum): TF Serving would load
+        whatever the label names.
+
         Raises:
-            RegistryError: A bad label name, or the version is not complete.
+            DamagedVersionError: The version fails verify; labels.json is untouched.
+            RegistryError: A bad label name, or the version is missing or incomplete.
         """
         if not _LABEL_NAME.match(label):
             raise RegistryError(
@@ -391,6 +428,7 @@ class Registry:
                 raise RegistryError(
                     f"version {number} is incomplete (no manifest), cannot label it"
                 )
+            self._require_intact(number, f"label it {label!r}")
             labels[label] = number
         self._write_labels(labels)
         return labels

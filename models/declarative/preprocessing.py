@@ -12,7 +12,8 @@ signature, so training and serving preprocessing cannot drift.
 
 A numeric feature over a string column (numbers written with `NA` or the
 like for missing) is parsed here: a cell that is not a number counts as
-missing and takes `fill`.
+missing and takes `fill`. A NaN or inf never reaches an analyzer: it takes
+`fill` too.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def transform_feature(name: str, spec: FeatureSpec, raw: TensorLike) -> tf.Tenso
             value = parse_numbers(fill_missing(raw, ""), float(fill))
         else:
             value = tf.cast(fill_missing(raw, fill), tf.float32)  # fill has the column's type
+            # The gate refuses NaN and inf (the curated schema's float_domain); should a
+            # schema allow them, they still never reach the analyzers' statistics.
+            value = tf.where(tf.math.is_finite(value), value, float(fill))
         if spec.buckets:
             return tft.bucketize(value, num_buckets=spec.buckets)
         return tft.scale_to_z_score(value)

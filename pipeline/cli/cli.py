@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit code: 0 success, 1 a failure (a component, a run, a remote
-        system), 2 a user error; argparse exits 2 itself on bad usage.
+        system), 2 a user error, 130 interrupted (Ctrl-C); argparse exits 2
+        itself on bad usage.
 
     Raises:
         Exception: Anything that is neither a UserError nor a remote
@@ -119,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C outside a pipeline run (which reports its own node).
+        print("interrupted", file=sys.stderr)
+        return 130
     except Exception as error:
         if not isinstance(error, _remote_failures()):
             raise

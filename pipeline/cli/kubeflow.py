@@ -89,7 +89,7 @@ def _compile_with_image(
     from pipeline.kubeflow import compile as kfp_compile
     from pipeline.kubeflow.image import image_reference
 
-    preflight.check(config, data=False)
+    preflight.check(config, local=False)
     image = args.image or image_reference(config)
     return kfp_compile.compile_to_file(config, image, output, fmt), image
 

@@ -3,23 +3,29 @@
 The registry is the one the configuration names (`registry.uri`,
 `registry.model_name`; override with `--set`). Every command prints what it
 did; `verify` exits 1 when a version fails its checksums, and a bad request
-(no such version or label, a broken model config file) exits 2 with a
-message naming what is wrong.
+(no such version or label, a broken model config file, a version to label
+or roll back to that fails verify) exits 2 with a message naming what is
+wrong. `list` flags damage it can see without reading the files; `rollback`
+without `--to` skips, by name, the versions that fail verify.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pipeline import config as config_lib
 from pipeline.cli import common
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from components.registry.store import Registry, Version
     from pipeline.cli.common import Commands
     from pipeline.config import PipelineConfig
+
+_T = TypeVar("_T")
 
 
 def _registry(config: PipelineConfig) -> Registry:
@@ -36,17 +42,20 @@ def _labels_by_version(labels: dict[str, int]) -> dict[int, list[str]]:
     return by_version
 
 
-def _row(registry: Registry, version: Version, labels: list[str]) -> str:
+def _row(registry: Registry, version: Version, labels: list[str]) -> tuple[str, list[str]]:
+    """One line of `list`, and the damage it flags (what check_sizes finds, no hashing)."""
     from components.registry.store import RegistryError
 
     created = run = metric = ""
     status = "incomplete"
+    problems: list[str] = []
     if version.complete:
         status = "ok"
         try:
             m = registry.manifest(version.number)
-        except RegistryError:
+        except RegistryError as e:
             status = "bad manifest"
+            problems = [str(e)]
         else:
             created = str(m.get("created", ""))
             run = str((m.get("pipeline") or {}).get("run_id") or "")
@@ -55,10 +64,15 @@ def _row(registry: Registry, version: Version, labels: list[str]) -> str:
             name = (evaluation.get("thresholds") or {}).get("metric") or "auc"
             value = (evaluation.get("metrics") or {}).get(name)
             metric = f"{name} {value:.4f}" if isinstance(value, float) else ""
-            if m.get("republished_from"):
+            problems = registry.check_sizes(version.number)
+            if problems:
+                count = len(problems)
+                status = f"damaged: {count} problem{'s' if count > 1 else ''}"
+            elif m.get("republished_from"):
                 status = f"ok (copy of {m['republished_from']})"
     labelled = ",".join(labels)
-    return f"{version.number:>7}  {status:<18} {labelled:<14} {metric:<16} {created:<26} {run}"
+    row = f"{version.number:>7}  {status:<20} {labelled:<14} {metric:<16} {created:<26} {run}"
+    return row, problems
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -69,9 +83,16 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     by_version = _labels_by_version(registry.labels())
     print(f"{registry.model_dir}")
-    print(f"{'VERSION':>7}  {'STATUS':<18} {'LABELS':<14} {'METRIC':<16} {'CREATED':<26} RUN")
+    print(f"{'VERSION':>7}  {'STATUS':<20} {'LABELS':<14} {'METRIC':<16} {'CREATED':<26} RUN")
+    damage = []
     for version in versions:
-        print(_row(registry, version, by_version.get(version.number, [])))
+        row, problems = _row(registry, version, by_version.get(version.number, []))
+        print(row)
+        damage += [f"  version {version.number}: {problem}" for problem in problems]
+    if damage:
+        # Sizes only: say so, since an altered byte of the same size shows only to verify.
+        print("damage seen from file presence and sizes (`registry verify` also checks sha256):")
+        print("\n".join(damage))
     return 0
 
 
@@ -171,6 +192,42 @@ def _origin(registry: Registry, version: Version) -> int:
     return source if isinstance(source, int) else version.number
 
 
+def _first_intact(
+    versions: list[Version], act: Callable[[Version], _T], skip: bool = True
+) -> tuple[Version, _T]:
+    """Does `act` on the first of `versions` that passes verify, naming each one skipped.
+
+    `act` is a store operation that verifies before it changes anything
+    (set_label, republish), so each version is hashed once.
+
+    Args:
+        versions: The candidates, the preferred first.
+        act: What to do with the first intact one.
+        skip: Try the next candidate after a damaged one; False for a
+            version the user named, which is refused rather than swapped.
+
+    Returns:
+        That version and what `act` returned.
+
+    Raises:
+        DamagedVersionError: `skip` is False and the version fails verify.
+        RegistryError: Every candidate fails verify.
+    """
+    from components.registry.store import DamagedVersionError, RegistryError
+
+    for version in versions:
+        try:
+            return version, act(version)
+        except DamagedVersionError as e:
+            if not skip:
+                raise
+            print(f"skipping version {e.number}: {e.summary}")
+    raise RegistryError(
+        "every version to roll back to fails verification "
+        f"({', '.join(str(v.number) for v in versions)}); nothing was changed"
+    )
+
+
 def _rollback(args: argparse.Namespace) -> int:
     from components.registry.store import RegistryError
 
@@ -178,7 +235,7 @@ def _rollback(args: argparse.Namespace) -> int:
     loaded = _served_versions(registry, args.model_config) if args.label else set()
     complete = registry.complete_versions()
     if args.to is not None:
-        target = registry.resolve(args.to)
+        targets = [registry.resolve(args.to)]
     else:
         if args.label:
             current = registry.labels().get(args.label)
@@ -187,7 +244,12 @@ def _rollback(args: argparse.Namespace) -> int:
         elif complete:
             # A republished copy stands for its source: rolling back twice
             # steps further back instead of re-serving what was rolled back.
-            current = _origin(registry, complete[-1])
+            try:
+                current = _origin(registry, complete[-1])
+            except RegistryError as e:
+                # Its source is unknown: roll back from the broken version itself.
+                print(f"skipping version {complete[-1].number}: {e}")
+                current = complete[-1].number
         else:
             raise RegistryError(f"{registry.model_dir}: no complete version to roll back from")
         older = [v for v in complete if v.number < current]
@@ -195,15 +257,20 @@ def _rollback(args: argparse.Namespace) -> int:
             raise RegistryError(
                 f"{registry.model_dir}: no complete version older than {current} to roll back to"
             )
-        # With a label, prefer a version TF Serving still has loaded: the
-        # label moves there at once.
-        target = ([v for v in older if v.number in loaded] or older)[-1]
+        # Newest first; with a label, versions TF Serving still has loaded
+        # first: the label moves there at once.
+        targets = sorted(older, key=lambda v: (v.number in loaded, v.number), reverse=True)
     if args.label:
-        labels = registry.set_label(args.label, target.number)
+        target, labels = _first_intact(
+            targets, lambda v: registry.set_label(args.label, v.number), skip=args.to is None
+        )
         print(f"rolled back: label {args.label!r} -> version {target.number}")
         _write_model_config(registry, args.model_config, labels, args.label)
         return 0
-    copy = registry.republish(target.number, reason=args.reason or "rollback")
+    reason = args.reason or "rollback"
+    target, copy = _first_intact(
+        targets, lambda v: registry.republish(v.number, reason=reason), skip=args.to is None
+    )
     print(f"rolled back: version {target.number} republished as version {copy.number}")
     if registry.labels():
         print(

@@ -9,6 +9,8 @@ ends with what the run decided: the metrics, the blessing and the push.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -125,7 +127,9 @@ def _run(args: argparse.Namespace) -> int:
     # TFX takes seconds to import: only once the checks have passed.
     from pipeline.runners import local
 
-    log_file = f"{config.run.pipeline_root}/logs/run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    # One file per run: two runs started in the same second must not share one.
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_file = f"{config.run.pipeline_root}/logs/run-{stamp}-{os.getpid()}.log"
     logs.configure(log_file, args.verbose)
     metadata = config.metadata
     store = (
@@ -139,8 +143,19 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         summary = local.run(config, report=_progress(len(contracts.NODE_IDS)))
+    except local.PipelineInterrupted as stopped:
+        print(
+            f"interrupted at {stopped.node_id}; rerun resumes from the cache "
+            f"(full log: {log_file})",
+            file=sys.stderr,
+        )
+        return 130
     except local.PipelineRunError as error:
-        print(f"FAILED at {error.node_id}: {error.reason}", file=sys.stderr)
+        logging.error("run failed at %s", error.node_id, exc_info=error.__cause__)
+        reason = error.reason
+        if error.node_id == contracts.EXAMPLE_GEN and "UnicodeDecodeError" in reason:
+            reason = preflight.find_undecodable(config.data.root) or reason
+        print(f"FAILED at {error.node_id}: {reason}", file=sys.stderr)
         print(f"full log: {log_file}", file=sys.stderr)
         return 1
     _print_summary(summary, config)

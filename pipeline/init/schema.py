@@ -64,6 +64,10 @@ def curate(types: Any, label: LabelDecision, decisions: Mapping[str, ColumnDecis
     schema = tfdv.infer_schema(types)
     schema.default_environment[:] = [TRAINING, SERVING]
     for feature in schema.feature:
+        if feature.type == schema_pb2.FLOAT:
+            # NaN and inf read as numbers and would poison the z-score statistics.
+            feature.float_domain.disallow_nan = True
+            feature.float_domain.disallow_inf = True
         if feature.name == label.column:
             feature.not_in_environment.append(SERVING)
             if feature.type == schema_pb2.INT:
@@ -89,7 +93,8 @@ def header(root: str, rows: int, files: int, label: str, date: str) -> list[str]
         f"Inferred by `python -m pipeline init` on {date} from {rows} rows of {files} CSV "
         f"file{plural}, then curated: every column is listed (ignored ones too); the label "
         f"`{label}` is not in the SERVING environment and must keep its classes; string "
-        "domains stay only on categorical features and the label."
+        "domains stay only on categorical features and the label; decimal columns refuse "
+        "NaN and inf."
     )
     return [
         f"Curated schema of the CSV files in {root} (raw columns).",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -73,6 +74,23 @@ def anomaly_count(anomalies: Artifact) -> int | None:
         if found is not None:
             total += len(found.anomaly_info)
     return total
+
+
+def _alive(pid: int, host: str) -> bool:
+    """Whether a run's runner process may still be running.
+
+    Only a process on this host can be checked; one elsewhere is assumed
+    alive (lineage cannot see it).
+    """
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def _trainer_settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -375,16 +393,20 @@ class Lineage:
                 executions = list(g.store.get_executions_by_context(context.id))
                 if not executions or g.run_and_pipeline(executions[0].id)[1] != pipeline_name:
                     continue
-                result.append(self._run(context.name, executions))
+                result.append(self._run(context, executions))
         return sorted(result, key=lambda r: (r["start_ms"], r["run"]))
 
-    def _run(self, name: str, executions: Iterable[Execution]) -> dict[str, Any]:
+    def _run(self, context: Any, executions: Iterable[Execution]) -> dict[str, Any]:
+        name = context.name
         executions = list(executions)
         states = [mlmd.state_name(e) for e in executions]
+        runner = mlmd.runner_of(context)
         if "FAILED" in states:
             status = "FAILED"
+        elif "CANCELED" in states:
+            status = "INTERRUPTED"
         elif any(s in ("NEW", "RUNNING", "UNKNOWN") for s in states):
-            status = "RUNNING"
+            status = "ABANDONED" if runner and not _alive(*runner) else "RUNNING"
         else:
             status = "SUCCEEDED"
         pushed = []
@@ -406,5 +428,11 @@ class Lineage:
                 for e, s in zip(executions, states, strict=True)
                 if s == "FAILED"
             ),
+            "unfinished_nodes": sorted(
+                self.graph.node_id(e)
+                for e, s in zip(executions, states, strict=True)
+                if s in ("CANCELED", "NEW", "RUNNING")
+            ),
+            "runner": {"pid": runner[0], "host": runner[1]} if runner else None,
             "pushed_versions": pushed,
         }

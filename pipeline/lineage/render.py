@@ -98,6 +98,8 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
         status = run["status"]
         if run["failed_nodes"]:
             status += f" at {','.join(run['failed_nodes'])}"
+        elif run["status"] in ("INTERRUPTED", "ABANDONED") and run.get("unfinished_nodes"):
+            status += f" at {','.join(run['unfinished_nodes'])}"
         elif run["cached"] == run["executions"]:
             status += " (cached)"
         lines.append(

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
 
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
-from components.errors import ConfigError
-from components.mlmd import connection_config
+from components import mlmd
 from pipeline.config import PipelineConfig
 from pipeline.definition import create_pipeline
 from pipeline.progress import NodeResult, ProgressTracker
+from pipeline.runners.connection import local_connection_config
 from pipeline.summary import RunSummary, summarize
+
+__all__ = ["PipelineInterrupted", "PipelineRunError", "local_connection_config", "run"]
+
+
+class PipelineInterrupted(RuntimeError):
+    """The run was interrupted (Ctrl-C); `node_id` names the node that was running."""
+
+    def __init__(self, node_id: str):
+        super().__init__(f"interrupted at {node_id}")
+        self.node_id = node_id
 
 
 class PipelineRunError(RuntimeError):
@@ -27,22 +34,6 @@ class PipelineRunError(RuntimeError):
         self.node_id = node_id
         self.reason = reason
         self.summary = summary
-
-
-def local_connection_config(config: PipelineConfig) -> Any:
-    """The ConnectionConfig the local runner records in (sqlite or mysql).
-
-    Raises:
-        ConfigError: metadata.kind is grpc, which TFX's local runner cannot write to.
-    """
-    if config.metadata.kind == "grpc":
-        raise ConfigError(
-            "metadata.kind=grpc: the local runner writes ML Metadata directly and needs "
-            "kind sqlite or mysql; grpc is for stores behind a metadata-grpc-service"
-        )
-    if config.metadata.kind == "sqlite":
-        os.makedirs(os.path.dirname(config.metadata.sqlite_path) or ".", exist_ok=True)
-    return connection_config(asdict(config.metadata))
 
 
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception)): (.+)$")
@@ -73,6 +64,9 @@ def run(
 
     Raises:
         PipelineRunError: A component failed; names it and why.
+        PipelineInterrupted: Ctrl-C (SIGINT) stopped the run; the executions
+            it left running are marked CANCELED in ML Metadata, so lineage
+            shows the run as interrupted, and a rerun resumes from the cache.
     """
     connection = local_connection_config(config)
     pipeline = create_pipeline(config, metadata_connection_config=connection)
@@ -81,6 +75,11 @@ def run(
     try:
         with tracker.attached():
             tfx.orchestration.LocalDagRunner().run(pipeline)
+    except KeyboardInterrupt:
+        running = tracker.running or "pipeline"
+        if tracker.run_id:
+            mlmd.cancel_running(store, config.run.pipeline_name, tracker.run_id)
+        raise PipelineInterrupted(running) from None
     except Exception as error:  # any component failure ends the run; name it
         failed = tracker.running or "pipeline"
         raise PipelineRunError(
