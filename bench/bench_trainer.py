@@ -64,7 +64,7 @@ def prepare(workdir: Path) -> dict:
 
 def trainer_custom_config(settings: TrainerSettings) -> dict:
     """The Trainer's custom_config for the taxi default workload and these settings."""
-    from components.training.run import custom_config
+    from components.training.custom_config import trainer_custom_config as custom_config
     from pipeline.config import load_config
 
     return custom_config(load_config().model, settings)

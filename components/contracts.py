@@ -39,7 +39,6 @@ SERVING_DEFAULT = "serving_default"  # serialized raw tf.Examples
 SERVING_RAW = "serving_raw"  # one [batch] tensor per raw feature, by name
 TRANSFORM_FEATURES = "transform_features"  # raw tf.Examples -> transformed features
 SERVING_DEFAULT_INPUT = "examples"
-SERVING_SIGNATURES = (SERVING_DEFAULT, SERVING_RAW)
 
 # Output keys of the serving signatures, by task.
 PROBABILITY = "probability"  # binary: P(positive class), [batch, 1]
@@ -50,6 +49,12 @@ CLASSES = "classes"  # multiclass: the class names aligned with PROBABILITIES, [
 # tf.Transform vocabulary of class names, index = class id.
 LABEL_KEY = "label_xf"
 LABEL_VOCABULARY = "label_vocab"
+# The multiclass label vocabulary has one OOV bucket: a class that only the
+# eval split holds gets its id (one past the vocabulary) instead of -1, which
+# would fail the loss; the model serves it under this name, with a
+# probability near 0 since no training row has it.
+LABEL_OOV_BUCKETS = 1
+UNSEEN_CLASS = "(not in training)"
 TRANSFORMED_SUFFIX = "_xf"
 
 

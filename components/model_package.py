@@ -23,9 +23,12 @@ package: nothing else in the core names one.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -35,10 +38,11 @@ from components.workload import Workload, from_plain
 
 REQUIRED = ("preprocessing_fn", "build_model")
 WORKLOAD_KEY = "workload"
+CODE_KEY = "code_fingerprint"
 
 
-class ModelPackageError(UserError):
-    """`model.package` cannot be imported or does not implement the protocol."""
+class ModelPackageError(UserError, ValueError):
+    """A configured module or function (the package, a derived label) cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,50 @@ class ModelContext:
     jit_compile: bool
 
 
+def _source_files(module: str) -> list[Path]:
+    """The Python files of an importable module or package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return sorted(
+            p for location in spec.submodule_search_locations for p in Path(location).rglob("*.py")
+        )
+    return [Path(spec.origin)] if spec.origin and spec.origin.endswith(".py") else []
+
+
+def fingerprint(workload: Workload) -> str:
+    """A hash of the model package's code (and a derived label's module).
+
+    TFX caches Transform and the Trainer by their parameters, and a
+    preprocessing_fn named by import path is only its name: without this, an
+    edited package would be served its previous outputs from cache.
+    """
+    modules = [workload.package]
+    if workload.label.derive:
+        modules.append(workload.label.derive.rpartition(".")[0])
+    digest = hashlib.sha256()
+    for module in modules:
+        for path in _source_files(module):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def custom_config(workload: Workload) -> dict[str, Any]:
-    """The Transform's custom_config: the workload, as plain data."""
+    """The custom_config of Transform and the Trainer: the workload, as plain data.
+
+    Without what only the evaluation reads (the slices, the label's display
+    name), so that changing those does not re-run Transform and training;
+    with the code's fingerprint, so that changing the package does.
+    """
     from components.typed import to_plain
 
-    return {WORKLOAD_KEY: to_plain(workload)}
+    trained = replace(workload, slice_by=(), label=replace(workload.label, name=""))
+    return {WORKLOAD_KEY: to_plain(trained), CODE_KEY: fingerprint(workload)}
 
 
 def workload_of(config: Mapping[str, Any] | None) -> Workload:
@@ -86,6 +129,39 @@ def workload_of(config: Mapping[str, Any] | None) -> Workload:
     return from_plain(config[WORKLOAD_KEY])
 
 
+def _import(path: str, key: str) -> ModuleType:
+    try:
+        return importlib.import_module(path)
+    except ImportError as e:
+        raise ModelPackageError(
+            f"{key}={path}: cannot import it: {type(e).__name__}: {e}; it must be an "
+            "installed, importable module (e.g. models.declarative)"
+        ) from None
+    except Exception as e:  # the module's own code failed: a team's package with a bug
+        raise ModelPackageError(
+            f"{key}={path}: importing it failed: {type(e).__name__}: {e}"
+        ) from e
+
+
+def import_function(path: str, key: str) -> Callable[..., Any]:
+    """Imports `package.module.function`, a function the configuration names by path.
+
+    Args:
+        path: The dotted path.
+        key: What named it, for messages (`model.label.derive`, `run_fn`).
+
+    Raises:
+        ModelPackageError: The path is not dotted, or names no function.
+    """
+    module_name, _, name = path.rpartition(".")
+    if not module_name:
+        raise ModelPackageError(f"{key}={path!r} is not a dotted import path module.function")
+    function = getattr(_import(module_name, key), name, None)
+    if not callable(function):
+        raise ModelPackageError(f"{key}={path}: {module_name} has no function {name!r}")
+    return function
+
+
 def load(path: str) -> ModuleType:
     """Imports the model package `path` and checks it implements the protocol.
 
@@ -93,13 +169,7 @@ def load(path: str) -> ModuleType:
         ModelPackageError: It cannot be imported (the message carries the
             import error) or lacks a protocol function.
     """
-    try:
-        module = importlib.import_module(path)
-    except ImportError as e:
-        raise ModelPackageError(
-            f"model.package={path}: cannot import it: {type(e).__name__}: {e}; it must be an "
-            "installed, importable module (e.g. models.declarative)"
-        ) from None
+    module = _import(path, "model.package")
     missing = [name for name in REQUIRED if not callable(getattr(module, name, None))]
     if missing:
         raise ModelPackageError(

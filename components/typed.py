@@ -73,9 +73,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if _NONE in options:
                 return None
             raise ConfigError(f"{key}: a value is required")
-        for option in options:
-            if option is _NONE:
-                continue
+        # The value's own type first: `0` under `float | int | str` stays an int.
+        exact = [o for o in options if o is type(value)]
+        for option in exact + [o for o in options if o is not _NONE and o not in exact]:
             try:
                 return _coerce(key, value, option)
             except ConfigError:

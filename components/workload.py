@@ -11,7 +11,7 @@ label and slices, and the run summary's metrics. It imports no TensorFlow.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,10 @@ FLOAT = "float"
 INT = "int"
 STRING = "string"
 
+# What a served model's input may be called: TensorFlow's tensor-name rule,
+# which the serving_raw signature's inputs (the REST `instances` keys) follow.
+INPUT_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
+
 DEFAULT_PACKAGE = "models.declarative"
 DEFAULT_VOCABULARY = 100
 DEFAULT_TEXT_VOCABULARY = 10_000
@@ -47,6 +51,10 @@ Scalar = float | int | str
 # full match. One pattern for everything that decides "is this cell a
 # number": init's inference, the preflight's type check and the transform
 # graph's parsing (RE2 and Python's re read it alike).
+# Cells that CSV writers put for "no value" in a column of numbers (compared
+# lowercased): init reads such a column as numbers, the preflight's type check
+# does not count them as text, the graph reads any non-number as missing.
+MISSING_TOKENS = frozenset({"na", "n/a", "nan", "null", "none", "-", "?"})
 NUMBER_PATTERN = r"\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*"
 
 # What applies to which kind; everything else must stay at its default.
@@ -232,6 +240,12 @@ class Workload:
         for name, spec in self.features.items():
             if not name:
                 raise ConfigError(f"{key}.features: a feature has an empty name")
+            if not INPUT_NAME.match(name):
+                raise ConfigError(
+                    f"{key}.features: column {name!r} cannot be a served model's input name "
+                    "(letters, digits, '.', '_', '-' and '/' only, not starting with '_', '-' "
+                    "or '/'); rename the column in the CSV header and the schema"
+                )
             spec.validate(f"{key}.features.{name}")
         if self.label.column and self.label.column in self.features:
             raise ConfigError(
@@ -342,13 +356,27 @@ def serving_columns(workload: Workload, dtypes: Mapping[str, str]) -> list[Servi
     return columns
 
 
-def check_against_schema(workload: Workload, dtypes: Mapping[str, str]) -> None:
-    """Checks every column the workload names exists in the schema with a usable type.
+def check_against_schema(workload: Workload, schema: Any) -> None:
+    """Checks the workload against the curated schema (a tensorflow_metadata Schema).
+
+    Every column it names exists with a usable type; no feature is a column
+    the schema keeps out of serving (a model cannot take what requests never
+    carry, such as the label's input); slices are categories; a binary
+    label's positive value is one the label can take.
 
     Raises:
         ConfigError: naming the key and the column.
     """
+    dtypes = schema_dtypes(schema)
     serving_columns(workload, dtypes)
+    by_name = {f.name: f for f in schema.feature}
+    for name in workload.features:
+        if "SERVING" in by_name[name].not_in_environment:
+            raise ConfigError(
+                f"model.features.{name}: the curated schema keeps {name!r} out of serving "
+                "(not_in_environment: SERVING), so requests never carry it; a label's input "
+                "cannot be a feature"
+            )
     for column in workload.label.columns:
         if column not in dtypes:
             raise ConfigError(
@@ -361,6 +389,38 @@ def check_against_schema(workload: Workload, dtypes: Mapping[str, str]) -> None:
                 f"model.slice_by: the curated schema has no column {column!r} "
                 f"(it has: {', '.join(sorted(dtypes))})"
             )
+        feature = workload.features.get(column)
+        if dtypes[column] == FLOAT or (feature is not None and feature.kind == TEXT):
+            kind = "decimal numbers" if dtypes[column] == FLOAT else "text"
+            raise ConfigError(
+                f"model.slice_by: {column!r} holds {kind}: one slice per distinct value is "
+                "meaningless; slice by a categorical column"
+            )
+    _check_positive(workload.label, dtypes, schema)
+
+
+def _check_positive(label: LabelSpec, dtypes: Mapping[str, str], schema: Any) -> None:
+    if label.task != BINARY or not label.column:
+        return
+    dtype = dtypes[label.column]
+    positive = label.positive_value
+    if dtype in (INT, FLOAT):
+        try:
+            float(positive)
+        except ValueError:
+            raise ConfigError(
+                f"model.label.positive={positive!r}: the label column {label.column!r} holds "
+                "numbers; name the positive class by its number"
+            ) from None
+        return
+    domains = {d.name: list(d.value) for d in schema.string_domain}
+    feature = next(f for f in schema.feature if f.name == label.column)
+    values = list(feature.string_domain.value) or domains.get(feature.domain, [])
+    if values and positive not in values:
+        raise ConfigError(
+            f"model.label.positive={positive!r} is not a value of {label.column!r} "
+            f"(the schema's domain: {', '.join(values)}); set model.label.positive"
+        )
 
 
 def from_plain(values: Mapping[str, Any] | str) -> Workload:
@@ -373,7 +433,3 @@ def from_plain(values: Mapping[str, Any] | str) -> Workload:
     workload = build(Workload, tree, "model.")
     workload.validate()
     return workload
-
-
-def names(columns: Sequence[ServingColumn]) -> tuple[str, ...]:
-    return tuple(c.name for c in columns)

@@ -95,7 +95,10 @@ class DataConfig:
 
     def validate(self) -> None:
         if not self.root:
-            raise ConfigError("data.root is empty: set it to the folder of your CSV files")
+            raise ConfigError(
+                "data.root is empty: set it to the folder of your CSV files (an empty value "
+                "used to mean the taxi sample: pkg://tfx/examples/chicago_taxi_pipeline/data/simple)"
+            )
         if not self.schema_file:
             raise ConfigError(
                 "data.schema_file is empty: set it to the curated schema of your data "
@@ -406,7 +409,12 @@ def _read_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return tree
     if not isinstance(parent, str) or not parent:
         raise ConfigError(f"{path}: `extends` must name a YAML file, got {parent!r}")
-    base = _read_tree(path.parent / parent, (*seen, path.resolve()))
+    where = (
+        Path(package_path(parent, f"{path}: extends"))
+        if parent.startswith(PACKAGE_SCHEME)
+        else path.parent / parent
+    )
+    base = _read_tree(where, (*seen, path.resolve()))
     return _merge(base, tree)
 
 
@@ -479,6 +487,20 @@ def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
     )
 
 
+# Files written before the model section existed trained the taxi default
+# implicitly; this is how to keep doing that.
+_TAXI_DEFAULT = f"{PACKAGE_SCHEME}pipeline/configs/local.yaml"
+
+
+def _check_workload_given(tree: Mapping[str, Any], where: str) -> None:
+    if "model" not in tree:
+        raise ConfigError(
+            f"{where} has no `model` section, which says what to train: write one with "
+            f"`python -m pipeline init`, or, to train the Chicago Taxi default as files of "
+            f"earlier versions did, add `extends: {_TAXI_DEFAULT}` at its top"
+        )
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: Iterable[str] = (),
@@ -507,6 +529,7 @@ def load_config(
         config: PipelineConfig = build(PipelineConfig, tree, "")
     except ConfigError as e:
         raise ConfigError(f"{config_path}: {e}") from None
+    _check_workload_given(tree, str(config_path))
     for override in overrides:
         key, value = parse_override(override)
         if key in ALIASES:

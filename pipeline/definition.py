@@ -36,7 +36,7 @@ from components.pusher.component import RegistryPusher
 from components.schema_importer.component import SchemaImporter
 from components.schema_io import parse_schema, read_schema
 from components.trainer.component import Trainer
-from components.training import run as training_run
+from components.training.custom_config import trainer_custom_config
 from components.workload import check_against_schema, schema_dtypes, serving_columns
 from pipeline.config import PipelineConfig
 
@@ -114,9 +114,9 @@ def serving_columns_json(config: PipelineConfig, schema_text: str) -> str:
     Raises:
         ConfigError: A configured column is not in the schema or does not suit its type.
     """
-    dtypes = schema_dtypes(parse_schema(schema_text))
-    check_against_schema(config.model, dtypes)
-    return json.dumps([asdict(c) for c in serving_columns(config.model, dtypes)])
+    schema = parse_schema(schema_text)
+    check_against_schema(config.model, schema)
+    return json.dumps([asdict(c) for c in serving_columns(config.model, schema_dtypes(schema))])
 
 
 def make_example_gen(
@@ -199,7 +199,7 @@ def create_pipeline(
         schema=schema_importer.outputs["schema"],
         train_steps=params[TRAIN_STEPS],
         eval_steps=params[EVAL_STEPS],
-        custom_config=training_run.custom_config(config.model, config.trainer),
+        custom_config=trainer_custom_config(config.model, config.trainer),
     ).with_id(TRAINER)
 
     baseline_lookup = BaselineLookup(

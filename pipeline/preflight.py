@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import importlib
 import os
 import re
 import uuid
@@ -24,7 +23,7 @@ from components import model_package
 from components.contracts import CSV_PATTERN
 from components.errors import UserError
 from components.schema_io import read_schema
-from components.workload import NUMBER_PATTERN, check_against_schema, schema_dtypes
+from components.workload import MISSING_TOKENS, NUMBER_PATTERN, check_against_schema
 from pipeline.config import PipelineConfig, _is_remote
 
 # Rows per file whose cells are looked at for the type check; the header
@@ -164,7 +163,7 @@ def check_cell_types(config: PipelineConfig, files: Sequence[str]) -> None:
                     break
                 for column in columns:
                     cell = row.get(column) or ""
-                    if not cell:
+                    if not cell or cell.strip().lower() in MISSING_TOKENS:
                         continue
                     is_number = bool(_NUMBER.fullmatch(cell))
                     seen[column] = seen.get(column, True) and is_number
@@ -272,19 +271,10 @@ def check_store(config: PipelineConfig) -> None:
 def check_code(config: PipelineConfig) -> None:
     """The schema fits the workload, and the model package (and a derived label) import."""
     _, schema = read_schema(config.data.schema_file)
-    check_against_schema(config.model, schema_dtypes(schema))
+    check_against_schema(config.model, schema)
     model_package.load(config.model.package)
-    derive = config.model.label.derive
-    if derive:
-        module, _, name = derive.rpartition(".")
-        try:
-            function = getattr(importlib.import_module(module), name, None)
-        except ImportError as e:
-            raise PreflightError(
-                f"model.label.derive={derive}: cannot import {module}: {e}"
-            ) from None
-        if not callable(function):
-            raise PreflightError(f"model.label.derive={derive}: {module} has no function {name!r}")
+    if config.model.label.derive:
+        model_package.import_function(config.model.label.derive, "model.label.derive")
 
 
 def check(config: PipelineConfig, local: bool = True) -> None:

@@ -112,8 +112,9 @@ def _class_names(outputs: dict[str, list[metadata_store_pb2.Artifact]]) -> list[
         return []
     import tensorflow_transform as tft
 
-    vocabulary = tft.TFTransformOutput(graphs[0].uri).vocabulary_by_name(contracts.LABEL_VOCABULARY)
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in vocabulary]
+    from components.training.signatures import class_names
+
+    return class_names(tft.TFTransformOutput(graphs[0].uri))
 
 
 def summarize(

@@ -196,7 +196,8 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed) -> str:
     """
     from tfx import v1 as tfx
 
-    from components.training.run import custom_config, run_fn
+    from components.training.custom_config import trainer_custom_config as custom_config
+    from components.training.run import run_fn
     from components.training.settings import TrainerSettings
 
     transform_dir, rows = transformed
@@ -239,7 +240,7 @@ def fn_args_under(root: str, model_run_dir: str | None = None):  # type: ignore[
 
 
 def _small_custom_config() -> dict:
-    from components.training.run import custom_config
+    from components.training.custom_config import trainer_custom_config as custom_config
     from components.training.settings import TrainerSettings
 
     return custom_config(taxi_config().model, TrainerSettings(batch_size=8))

@@ -153,6 +153,10 @@ def test_unknown_section(tmp_path):
         ("model.label.positive=pos", "model.label.positive applies to a binary label column"),
         ("model.features={}", "model.features: configure at least one feature"),
         ("data.root=", "data.root is empty"),
+        (
+            "model.features={Bill Length: {kind: numeric}}",
+            "column 'Bill Length' cannot be a served",
+        ),
         ("run.enable_cache=yes please", "run.enable_cache: expected true or false"),
         ("trainer.hidden_units=64", "trainer.hidden_units: expected a list, got 64"),
         ("trainer.hidden_units=[64, x]", "trainer.hidden_units\\[1\\]: expected an integer"),
@@ -303,3 +307,20 @@ def test_features_can_be_added_with_set():
     config = load_config(None, ["model.features.trip_start_timestamp={kind: numeric}"])
     assert list(config.model.features)[-1] == "trip_start_timestamp"
     assert config.model.features["trip_start_timestamp"].kind == "numeric"
+
+
+def test_a_config_of_an_earlier_version_gets_a_migration_message(tmp_path):
+    """Files written before the model section trained the taxi default implicitly."""
+    old = _write(
+        tmp_path, "data:\n  root: ''\nrun:\n  pipeline_name: taxi\ntrainer:\n  train_steps: 5\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"has no `model` section.*extends: pkg://pipeline/configs/local\.yaml"
+    ):
+        load_config(old)
+    migrated = _write(
+        tmp_path, "extends: pkg://pipeline/configs/local.yaml\ntrainer:\n  train_steps: 5\n"
+    )
+    config = load_config(migrated)
+    assert config.trainer.train_steps == 5 and config.model == load_config().model
+    assert config.data.root.endswith("chicago_taxi_pipeline/data/simple")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -14,7 +15,7 @@ from components.evaluator.component import Evaluator
 from components.evaluator.executor import thresholds_to_eval_config
 from components.model_package import workload_of
 from components.trainer.executor import steps_to_args
-from components.training.run import settings_of
+from components.training.custom_config import settings_of
 from pipeline import definition
 from pipeline.config import load_config
 
@@ -75,9 +76,35 @@ def test_evaluator_compares_against_the_baseline_lookup(nodes):
 def test_the_workload_reaches_transform_and_trainer_as_configured(config, nodes):
     transform = json.loads(nodes[definition.TRANSFORM].exec_properties["custom_config"])
     trainer = json.loads(nodes[definition.TRAINER].exec_properties["custom_config"])
-    assert workload_of(transform) == config.model
-    assert workload_of(trainer) == config.model
+    # What only the evaluation reads stays out of their cache keys.
+    trained = dataclasses.replace(
+        config.model, slice_by=(), label=dataclasses.replace(config.model.label, name="")
+    )
+    assert workload_of(transform) == trained
+    assert workload_of(trainer) == trained
     assert settings_of(trainer, 1000, 100) == config.trainer
+    assert transform["code_fingerprint"] == trainer["code_fingerprint"]
+
+
+def test_changing_only_the_slices_keeps_transform_and_trainer_cached():
+    def keys(*overrides):
+        nodes = _by_id(load_config(None, list(overrides)))
+        return [nodes[n].exec_properties["custom_config"] for n in ("transform", "trainer")]
+
+    assert keys("model.slice_by=[trip_start_day]") == keys()
+
+
+def test_editing_the_model_package_changes_the_cache_key(tmp_path, monkeypatch):
+    """A preprocessing_fn named by path is only its name to TFX's cache: the code's hash is not."""
+    package = tmp_path / "team_model"
+    package.mkdir()
+    (package / "__init__.py").write_text("from models.declarative import *  # noqa\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = load_config(None, ["model.package=team_model"])
+    before = _by_id(config)[definition.TRANSFORM].exec_properties["custom_config"]
+    (package / "__init__.py").write_text("from models.declarative import *  # noqa  (edited)\n")
+    after = _by_id(config)[definition.TRANSFORM].exec_properties["custom_config"]
+    assert before != after
 
 
 @pytest.mark.parametrize("old", [True, False])

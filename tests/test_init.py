@@ -27,7 +27,6 @@ from components.workload import (
     TEXT,
     Workload,
     check_against_schema,
-    schema_dtypes,
 )
 from pipeline.config import load_config
 from pipeline.init import data, infer, write
@@ -131,8 +130,8 @@ def _model(result: InitResult) -> Workload:
 def unit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("unit") / "unit data"
     columns, rows = _unit_rows()
-    # A byte order mark, as Excel writes "CSV UTF-8"; a README the scan skips.
-    _write_csv(root / "frame.csv", columns, rows, bom=True)
+    # A README the scan skips.
+    _write_csv(root / "frame.csv", columns, rows)
     (root / "README.md").write_text("not data\n")
     return root
 
@@ -191,15 +190,21 @@ def binary_init(tmp_path_factory: pytest.TempPathFactory) -> InitResult:
 # ----------------------------------------------------------------------------- the data folder
 
 
-def test_scan_reads_only_csv_and_strips_the_byte_order_mark(unit_dir: Path) -> None:
+def test_scan_reads_only_csv(unit_dir: Path) -> None:
     folder = data.scan(str(unit_dir))
     assert folder.files == (str(unit_dir / "frame.csv"),)
     assert folder.other_files == ("README.md",)
-    assert folder.byte_order_mark
+    assert not folder.byte_order_mark
     assert folder.columns[0] == "rowid"
 
 
-def test_statistics_name_the_first_column_without_the_byte_order_mark(
+def test_scan_sees_a_byte_order_mark_and_strips_it_from_the_names(tmp_path: Path) -> None:
+    _write_csv(tmp_path / "data.csv", ["rowid", "y"], [["1", "0"]], bom=True)
+    folder = data.scan(str(tmp_path))
+    assert folder.byte_order_mark and folder.columns[0] == "rowid"
+
+
+def test_statistics_name_the_first_column(
     unit: dict[str, infer.ColumnSummary],
 ) -> None:
     assert next(iter(unit)) == "rowid"
@@ -556,7 +561,7 @@ def test_unit_config_lists_ignored_columns_and_warnings(unit_init: InitResult) -
     assert not ignored & set(workload.features)
     assert "bin_str" not in workload.features
     assert workload.label.positive == "spam"
-    assert "# Warning: " in text and "README.md" in text and "byte order mark" in text
+    assert "# Warning: " in text and "README.md" in text and "reads only its *.csv" in text
 
 
 @pytest.mark.parametrize("fixture", ["penguins", "imdb", "unit_init", "binary_init"])
@@ -571,7 +576,7 @@ def test_features_agree_with_the_written_schema(
     assert {f.name for f in schema.feature} == {c.name for c in result.columns} | {
         result.label.column
     }
-    check_against_schema(_model(result), schema_dtypes(schema))
+    check_against_schema(_model(result), schema)
 
 
 @pytest.mark.parametrize("fixture", ["penguins", "imdb", "binary_init"])
@@ -674,3 +679,18 @@ def test_default_name_from_the_folder(unit_init: InitResult) -> None:
 @pytest.mark.parametrize("value", ["island", "yes", "on", "null", "1", "Flash Cab", "a: b", "é"])
 def test_yaml_scalars_read_back(value: str) -> None:
     assert yaml.safe_load(f"key: {write.scalar(value)}") == {"key": value}
+
+
+def test_a_byte_order_mark_is_refused_as_run_would(tmp_path: Path) -> None:
+    _write_csv(
+        tmp_path / "data.csv", ["x", "y"], [[str(i), str(i % 2)] for i in range(40)], bom=True
+    )
+    with pytest.raises(CsvFileError, match="starts with a UTF-8 byte order mark"):
+        run_init(str(tmp_path), "y", output=str(tmp_path / "out" / "pipeline.yaml"))
+
+
+def test_rows_without_a_label_are_refused(tmp_path: Path) -> None:
+    rows = [[f"{i % 7}.5", "" if i in (3, 7) else str(i % 2)] for i in range(40)]
+    _write_csv(tmp_path / "data.csv", ["x", "y"], rows)
+    with pytest.raises(LabelError, match="2 of 40 rows have no label 'y'"):
+        run_init(str(tmp_path), "y", output=str(tmp_path / "out" / "pipeline.yaml"))

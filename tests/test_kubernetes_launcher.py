@@ -23,8 +23,8 @@ from kubernetes import client as k8s
 from components.errors import ConfigError
 from components.training import manifests
 from components.training.cluster import parse_tf_config, worker_cluster
+from components.training.custom_config import settings_of
 from components.training.kubernetes_workers import KubernetesLauncher, KubernetesLaunchError
-from components.training.run import settings_of
 from components.training.settings import (
     INDEXED_JOB,
     TFJOB,

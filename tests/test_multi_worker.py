@@ -20,8 +20,8 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.training.custom_config import trainer_custom_config as custom_config
 from components.training.local_workers import LocalWorkers
-from components.training.run import custom_config
 from components.training.session import backup_dir
 from components.training.settings import TrainerSettings
 from components.training.workers import WorkerFailedError

@@ -245,3 +245,41 @@ def test_multiclass_label_ids_follow_the_label_vocabulary(tmp_path):
     classes = _vocabulary(str(tmp_path), LABEL_VOCABULARY)
     assert classes == ["b", "a", "c"]  # by frequency; the rare class is kept
     assert [classes[r[LABEL_KEY]] for r in got] == [r["y"] for r in rows]
+
+
+def test_a_class_the_training_split_lacks_takes_the_oov_id_not_minus_one(tmp_path):
+    """An eval row of a class training never saw must not give the loss a -1 label."""
+    import tensorflow_transform as tft
+
+    from components.contracts import LABEL_OOV_BUCKETS
+
+    rows = [{"x": str(i), "y": y} for i, y in enumerate(["b", "a", "b"])]
+    workload = Workload(
+        label=LabelSpec(column="y", task="multiclass"), features={"x": FeatureSpec(kind="numeric")}
+    )
+    run_transform(rows, str(tmp_path), workload, _schema(x=schema_pb2.INT, y=schema_pb2.BYTES))
+    output = tft.TFTransformOutput(str(tmp_path))
+    parsed = tf.io.parse_example(
+        [
+            tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "x": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+                        "y": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"emperor"])),
+                    }
+                )
+            ).SerializeToString()
+        ],
+        output.raw_feature_spec(),
+    )
+    label = output.transform_features_layer()(parsed)[LABEL_KEY].numpy().tolist()
+    assert LABEL_OOV_BUCKETS == 1 and label == [2]  # the vocabulary holds b, a
+
+
+def test_float_classes_are_named_by_their_shortest_form(tmp_path):
+    rows = [{"x": str(i), "y": y} for i, y in enumerate(["1.0", "2.0", "2.5", "1.0"])]
+    workload = Workload(
+        label=LabelSpec(column="y", task="multiclass"), features={"x": FeatureSpec(kind="numeric")}
+    )
+    run_transform(rows, str(tmp_path), workload, _schema(x=schema_pb2.INT, y=schema_pb2.FLOAT))
+    assert sorted(_vocabulary(str(tmp_path), LABEL_VOCABULARY)) == ["1", "2", "2.5"]

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from components.errors import UserError
-from components.workload import FLOAT, INT, STRING, names
+from components.workload import FLOAT, INT, STRING
 from pipeline.cli import serving as serving_cli
 from pipeline.serving.client import (
     Prediction,
@@ -75,7 +75,7 @@ def reference(trained_model: str) -> np.ndarray:
         f"the first {ROWS} rows lack empty cells of {({FLOAT, INT, STRING}) - empty}"
     )
     schema = load_schema()
-    examples = [to_tf_example(r, schema, columns=names(COLUMNS)) for r in raw]
+    examples = [to_tf_example(r, schema, columns=[c.name for c in COLUMNS]) for r in raw]
     model = tf.saved_model.load(trained_model)
     output = model.signatures["serving_default"](examples=tf.constant(examples))
     probabilities = output["probability"].numpy().reshape(-1)
@@ -493,3 +493,19 @@ def test_multiclass_predictions_print_the_top_class_and_the_counts(
         ["3", "Adelie", "0.600000"],
     ]
     assert tally == "top class Adelie 2, Gentoo 1"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_model_answering_nan_is_an_error_not_a_mean(
+    tmp_path: Path, protocol: str, capsys: pytest.CaptureFixture[str], cli
+) -> None:
+    broken = write_constant_model(str(tmp_path / "nan"), float("nan"), COLUMNS)
+    with FakeServing(MODEL, {1: broken}, {}) as fake:
+        args = ["predict", "--endpoint", endpoint(fake, protocol), "--model", MODEL]
+        args += ["--csv", str(TAXI_CSV), "--limit", "5"] + (
+            ["--grpc"] if protocol == "gRPC" else []
+        )
+        assert cli(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("FAILED: "), err
+    assert "non-finite probability (nan) for row 1" in err[0]

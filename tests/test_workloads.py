@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from components.contracts import (
     SERVING_DEFAULT,
     SERVING_RAW,
     TRANSFORM_FEATURES,
+    UNSEEN_CLASS,
 )
 from components.registry.store import Registry
 from pipeline import definition
@@ -194,9 +196,11 @@ def test_init_config_for_penguins_is_multiclass_with_numbers_written_as_text(pen
 def test_penguins_run_is_blessed_and_pushed_with_per_class_recall(penguins_run):
     _, config, out = penguins_run
     assert "BLESSED" in out and "NOT BLESSED" not in out
-    assert "accuracy" in out and "recall by class:" in out
+    assert re.search(r"^eval metrics \(species, \d+ eval examples\): accuracy 0\.9\d+$", out, re.M)
+    recall = re.search(r"^recall by class: (.+)$", out, re.M)
+    assert recall, out
     for species in ("Adelie", "Gentoo", "Chinstrap"):
-        assert species in out
+        assert re.search(rf"{species} (0\.\d\d|1\.00)", recall.group(1)), recall.group(1)
     path = _only_version(config)
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     assert manifest["evaluation"]["thresholds"]["metric"] == "accuracy"
@@ -210,11 +214,13 @@ def test_penguins_signatures_agree_and_name_the_classes(penguins_run, tmp_path):
     rows = _unseen_rows_csv(PENGUINS_CSV, tmp_path / "rows.csv", 60)
     from_examples, from_raw = _both_signatures(model, config, rows)
     probabilities = from_examples[PROBABILITIES].numpy()
-    assert probabilities.shape == (60, 3)
+    assert probabilities.shape == (60, 4)  # three species and the unseen-class bucket
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(probabilities, from_raw[PROBABILITIES].numpy(), atol=1e-6)
     classes = from_examples[CLASSES].numpy()
-    assert {c.decode() for c in classes[0]} == {"Adelie", "Gentoo", "Chinstrap"}
+    assert [c.decode() for c in classes[0]][-1] == UNSEEN_CLASS
+    assert {c.decode() for c in classes[0]} == {"Adelie", "Gentoo", "Chinstrap", UNSEEN_CLASS}
+    assert probabilities[:, -1].max() < 0.05  # no training row is of an unseen class
     # The model learned: the top class is the species of most rows.
     with open(rows, newline="") as f:
         truth = [r["species"] for r in csv.DictReader(f)]
@@ -225,6 +231,39 @@ def test_penguins_signatures_agree_and_name_the_classes(penguins_run, tmp_path):
 def test_penguins_graph_uses_core_ops_only(penguins_run):
     _, config, _ = penguins_run
     _core_ops_only(_only_version(config))
+
+
+def _replay_warmup(config: PipelineConfig) -> None:
+    """Every warmup request runs on the pushed model (TF Serving refuses a version whose fail)."""
+    from components.registry import warmup
+
+    path = _only_version(config)
+    model = tf.saved_model.load(path)
+    logs = warmup.read(os.path.join(path, warmup.WARMUP_FILE))
+    assert len(logs) == config.registry.warmup_requests
+    signatures = set()
+    for log in logs:
+        request = log.predict_log.request
+        signatures.add(request.model_spec.signature_name)
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        outputs = model.signatures[request.model_spec.signature_name](**inputs)
+        assert outputs
+    assert signatures == {SERVING_DEFAULT, SERVING_RAW}
+
+
+def test_penguins_warmup_requests_run_on_the_pushed_model(penguins_run):
+    _replay_warmup(penguins_run[1])
+
+
+def test_penguins_lineage_shows_the_gated_metric(penguins_run):
+    _, config, _ = penguins_run
+    store = ["--set", f"metadata.sqlite_path={config.metadata.sqlite_path}"]
+    registry = ["--set", f"registry.uri={config.registry.uri}"]
+    argv = ["lineage", "model", "latest", "--config", str(penguins_run[0]), *store, *registry]
+    code, out, err = _call(argv)
+    assert code == 0, err
+    assert "metrics: accuracy 0.9" in out
+    assert "(metric accuracy, min_value" in out
 
 
 # -- text: the IMDB reviews ------------------------------------------------------------------
@@ -285,6 +324,10 @@ def test_reviews_graph_uses_core_ops_only(reviews_run):
     _core_ops_only(_only_version(config))
 
 
+def test_reviews_warmup_requests_run_on_the_pushed_model(reviews_run):
+    _replay_warmup(reviews_run[1])
+
+
 # -- compiled for Kubeflow, run by the launcher emulation ------------------------------------
 
 
@@ -306,9 +349,15 @@ def test_the_compiled_pipeline_runs_to_a_pushed_model(workload, request, tmp_pat
     )
     assert code == 0, err
     emulator = LauncherEmulator(load_spec(output), tmp_path / "metadata.sqlite", tmp_path)
-    run = emulator.run(
-        "run-1", {"data_root": config.data.root, "train_steps": int(TRAIN_STEPS), "eval_steps": 5}
-    )
+    parameters = {
+        "data_root": config.data.root,
+        "train_steps": int(TRAIN_STEPS),
+        "eval_steps": 5,
+        "min_value": 0.5,  # a float runtime parameter, set per run
+    }
+    run = emulator.run("run-1", parameters)
+    evaluator = run.tasks[definition.EVALUATOR].executor_input["inputs"]["parameterValues"]
+    assert evaluator["min_value"] == 0.5
     assert set(run.tasks) == set(definition.NODE_IDS)
     pushed = run.tasks[definition.PUSHER].outputs["pushed_model"]
     assert pushed.custom_properties["pushed"].double_value == 1.0
@@ -374,8 +423,13 @@ def test_the_written_config_is_plain_yaml_a_person_can_edit(penguins_run):
     config_file, _, _ = penguins_run
     text = config_file.read_text()
     assert text.startswith("# Written by `python -m pipeline init`")
-    tree = yaml.safe_load(text)
-    assert set(tree) >= {"data", "run", "model", "evaluator"}
+    # Each decision carries its reason, where a person would ask why.
+    assert re.search(r"bill_length_mm: \{kind: numeric, fill: [\d.]+\}\s+# numbers, NA", text)
+    assert re.search(r"task: multiclass\s+# 3 classes: Adelie 152", text)
+    edited = text.replace("min_value: 0.72", "min_value: 0.9")
+    assert edited != text
+    config_file.with_name("edited.yaml").write_text(edited)
+    assert load_config(config_file.with_name("edited.yaml")).evaluator.min_value == 0.9
 
 
 # -- a team's own model package ---------------------------------------------------------------

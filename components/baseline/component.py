@@ -20,10 +20,6 @@ from components import contracts
 from components.baseline.lookup import find_latest_blessed_model
 from components.mlmd import connect
 
-# Former names of the reference's keys, still imported by tests/test_kubeflow_launcher.py.
-FOUND = contracts.BASELINE_FOUND
-MODEL_ID = contracts.BASELINE_MODEL_ID
-
 
 @tfx.dsl.components.component
 def BaselineLookup(

@@ -30,11 +30,6 @@ METRICS = {
 }
 GATE_METRICS = contracts.GATE_METRICS
 _TFMA_CLASS = {"auc": "AUC", "binary_accuracy": "BinaryAccuracy", "mean_label": "MeanLabel"}
-CONFUSION_MATRIX = "multi_class_confusion_matrix_plot"
-
-
-def default_metric(task: str) -> str:
-    return GATE_METRICS[task][0]
 
 
 @dataclass(frozen=True)

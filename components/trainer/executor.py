@@ -12,8 +12,8 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils, proto_utils
 
 from components import contracts, private_apis
+from components.training.custom_config import settings_of
 from components.training.launchers import make_launcher
-from components.training.run import settings_of
 from components.training.session import backup_dir
 
 TRAIN_STEPS = contracts.TRAIN_STEPS

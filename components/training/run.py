@@ -8,9 +8,7 @@ components/model_package.py), and the distribution mechanics live in
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -18,26 +16,10 @@ from tfx import v1 as tfx
 
 from components import model_package
 from components.private_apis import skip_tf_keras
+from components.training.custom_config import settings_of
 from components.training.session import TrainingSession
-from components.training.settings import TrainerSettings
 from components.training.signatures import class_names, make_serving_signatures
-from components.workload import MULTICLASS, Workload
-
-TRAINER_KEY = "trainer"
-
-
-def custom_config(workload: Workload, settings: TrainerSettings) -> dict[str, Any]:
-    """The Trainer's custom_config: the workload and the trainer settings (no step counts)."""
-    import json
-
-    return {**model_package.custom_config(workload), TRAINER_KEY: json.loads(settings.to_json())}
-
-
-def settings_of(
-    config: Mapping[str, Any] | None, train_steps: int, eval_steps: int
-) -> TrainerSettings:
-    """The trainer settings a Trainer's custom_config carries, with the run's step counts."""
-    return TrainerSettings.from_plain((config or {}).get(TRAINER_KEY, {}), train_steps, eval_steps)
+from components.workload import MULTICLASS
 
 
 @dataclass(frozen=True)

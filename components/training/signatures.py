@@ -45,11 +45,13 @@ def as_parsed(x: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature) -
 
 
 def class_names(tft_output: tft.TFTransformOutput) -> list[str]:
-    """The multiclass label's classes, index = class id (the label vocabulary's order)."""
-    return [
+    """The multiclass label's classes, index = class id: the label vocabulary's order,
+    then the OOV bucket's `contracts.UNSEEN_CLASS`."""
+    seen = [
         c.decode() if isinstance(c, bytes) else str(c)
         for c in tft_output.vocabulary_by_name(contracts.LABEL_VOCABULARY)
     ]
+    return seen + [contracts.UNSEEN_CLASS] * contracts.LABEL_OOV_BUCKETS
 
 
 def make_serving_signatures(

@@ -15,7 +15,6 @@ launcher (local processes, the Training Operator's TFJob).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -75,15 +74,12 @@ def import_run_fn(path: str) -> Callable[[Any], None]:
     """Imports `package.module.function`.
 
     Raises:
-        ValueError: The path does not name an importable callable.
+        ModelPackageError: The path does not name an importable callable
+            (also a ValueError).
     """
-    module_name, _, name = path.rpartition(".")
-    if not module_name:
-        raise ValueError(f"run_fn {path!r} is not a dotted import path")
-    fn = getattr(importlib.import_module(module_name), name, None)
-    if not callable(fn):
-        raise ValueError(f"run_fn {path!r}: {module_name} has no function {name!r}")
-    return fn
+    from components.model_package import import_function
+
+    return import_function(path, "run_fn")
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:

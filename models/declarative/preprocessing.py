@@ -18,15 +18,13 @@ missing and takes `fill`. A NaN or inf never reaches an analyzer: it takes
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import contracts
-from components.model_package import workload_of
+from components.model_package import import_function, workload_of
 from components.workload import (
     BINARY,
     CATEGORICAL,
@@ -82,11 +80,18 @@ def parse_numbers(text: tf.Tensor, fill: float) -> tf.Tensor:
     is_number = tf.strings.regex_full_match(text, NUMBER_PATTERN)
     safe = tf.where(is_number, text, tf.fill(tf.shape(text), "0"))
     values = tf.strings.to_number(safe, out_type=tf.float32)
-    return tf.where(is_number, values, tf.fill(tf.shape(values), tf.constant(fill, tf.float32)))
+    # "1e40" is a number but not a float32: it would be inf.
+    usable = tf.logical_and(is_number, tf.math.is_finite(values))
+    return tf.where(usable, values, tf.fill(tf.shape(values), tf.constant(fill, tf.float32)))
 
 
 def as_category(x: tf.Tensor) -> tf.Tensor:
-    return x if x.dtype == tf.string else tf.strings.as_string(x)
+    """Categories as strings; a float's shortest form ("2", not "2.000000")."""
+    if x.dtype == tf.string:
+        return x
+    if x.dtype.is_floating:
+        return tf.strings.as_string(x, shortest=True)
+    return tf.strings.as_string(x)
 
 
 def transform_feature(name: str, spec: FeatureSpec, raw: TensorLike) -> tf.Tensor:
@@ -123,14 +128,6 @@ def transform_feature(name: str, spec: FeatureSpec, raw: TensorLike) -> tf.Tenso
     raise ValueError(f"model.features.{name}: unsupported kind {spec.kind!r}")
 
 
-def _import_function(path: str) -> Callable[..., tf.Tensor]:
-    module_name, _, name = path.rpartition(".")
-    function = getattr(importlib.import_module(module_name), name, None)
-    if not callable(function):
-        raise ValueError(f"model.label.derive={path}: {module_name} has no function {name!r}")
-    return function
-
-
 def _zero(x: TensorLike) -> Scalar:
     return "" if x.dtype == tf.string else 0
 
@@ -142,7 +139,7 @@ def compute_label(label: LabelSpec, inputs: dict[str, TensorLike]) -> tf.Tensor:
         raise KeyError(f"preprocessing_fn: label column(s) {missing} missing from the inputs")
     if label.derive:
         columns = {c: fill_missing(inputs[c], _zero(inputs[c])) for c in label.columns}
-        value = _import_function(label.derive)(columns)
+        value = import_function(label.derive, "model.label.derive")(columns)
     else:
         value = fill_missing(inputs[label.column], _zero(inputs[label.column]))
     if label.task == BINARY:
@@ -151,10 +148,12 @@ def compute_label(label: LabelSpec, inputs: dict[str, TensorLike]) -> tf.Tensor:
         if value.dtype == tf.string:
             return tf.cast(tf.equal(value, label.positive_value), tf.int64)
         return tf.cast(tf.equal(tf.cast(value, tf.float64), float(label.positive_value)), tf.int64)
-    # Classes absent from the training split get id -1 (no OOV bucket: a
-    # class the model never saw has no output to score).
+    # Every class of the training split, rare ones included (no top_k); a
+    # class only the eval split holds takes the OOV id.
     return tft.compute_and_apply_vocabulary(
-        as_category(value), vocab_filename=contracts.LABEL_VOCABULARY
+        as_category(value),
+        num_oov_buckets=contracts.LABEL_OOV_BUCKETS,
+        vocab_filename=contracts.LABEL_VOCABULARY,
     )
 
 

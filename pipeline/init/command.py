@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipeline.init import data, infer, schema, write
 from pipeline.init.errors import (
+    CsvFileError,
     LabelError,
     NoFeaturesError,
     OutputExistsError,
@@ -56,23 +57,28 @@ def _check_outputs(paths: tuple[Path, ...], force: bool) -> None:
 
 
 def _warnings(folder: data.CsvFolder, label: infer.LabelDecision, rows: int) -> tuple[str, ...]:
+    """What the user should know and may leave as it is (what may not is an error)."""
     warnings = []
     if folder.other_files:
         warnings.append(
-            f"{folder.root} also holds {', '.join(folder.other_files)}; the pipeline's "
-            "CsvExampleGen reads every file of data.root, so move them out"
-        )
-    if folder.byte_order_mark:
-        warnings.append(
-            f"the CSV files start with a UTF-8 byte order mark, which CsvExampleGen keeps in "
-            f"the name of the first column {folder.columns[0]!r}: save them without it"
-        )
-    if label.missing:
-        warnings.append(
-            f"{label.missing} of {rows} rows have no label {label.column!r}: remove them, or "
-            "the pipeline reads them as an empty label"
+            f"{folder.root} also holds {', '.join(folder.other_files)}: the pipeline reads "
+            "only its *.csv files"
         )
     return tuple(warnings)
+
+
+def _refuse_byte_order_mark(folder: data.CsvFolder) -> None:
+    """The same refusal as `run`'s preflight: CsvExampleGen would misread the header.
+
+    Raises:
+        CsvFileError: The files start with a byte order mark.
+    """
+    if folder.byte_order_mark:
+        raise CsvFileError(
+            f"{folder.files[0]} starts with a UTF-8 byte order mark, which CsvExampleGen reads "
+            f"as part of the first column's name ({folder.columns[0]!r}); save the files as "
+            "UTF-8 without it (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE)"
+        )
 
 
 def run_init(
@@ -103,6 +109,7 @@ def run_init(
     schema_path = config_path.parent / SCHEMA_FILE
     _check_outputs((config_path, schema_path), force)
     folder = data.scan(data_dir)
+    _refuse_byte_order_mark(folder)
     chosen_name = pipeline_name(name, folder.root)
     if label not in folder.columns:
         raise LabelError(
@@ -117,6 +124,11 @@ def run_init(
         reasons = "; ".join(f"{c.name}: {c.note}" for c in columns) or "there are none"
         raise NoFeaturesError(f"no column besides the label {label!r} can be a feature: {reasons}")
     rows = summaries[label].rows
+    if label_decision.missing:
+        raise LabelError(
+            f"{label_decision.missing} of {rows} rows have no label {label!r}: a model cannot "
+            "learn from, or be judged on, rows without an answer; fill or drop them"
+        )
     by_name = {c.name: c for c in columns}
     result = InitResult(
         config_path=str(config_path),

@@ -75,7 +75,9 @@ from components.workload import (
     CATEGORICAL,
     EMBEDDING,
     FLOAT,
+    INPUT_NAME,
     INT,
+    MISSING_TOKENS,
     MULTICLASS,
     NUMBER_PATTERN,
     NUMERIC,
@@ -91,7 +93,6 @@ IGNORED = "ignored"
 FEW_VALUES = 20
 FEW_FRACTION = 0.05
 MAX_VOCABULARY = 1000
-MISSING_TOKENS = frozenset({"na", "n/a", "nan", "null", "none", "-", "?"})
 # The numbers the transform graph parses in a string column (optional sign,
 # exponent); the same grammar as models/declarative's parser, so that a
 # column called numeric here parses there.
@@ -425,6 +426,12 @@ def infer_column(summary: ColumnSummary) -> ColumnDecision:
         The decision; an ignored column carries the reason in `note`.
     """
     listed_tokens = sorted({v for v, _ in summary.values if is_missing_token(v)})
+    if not INPUT_NAME.match(summary.name):
+        return _ignored(
+            summary,
+            "its name cannot be a served model's input (letters, digits, . _ - / only): "
+            "rename the column to use it",
+        )
     if summary.present == 0:
         return _ignored(summary, f"empty: no value in {summary.rows} rows")
     if summary.complete and len(listed_tokens) == summary.distinct:

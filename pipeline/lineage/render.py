@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+# The headline metrics by task, in order; whichever the evaluation has.
+_HEADLINE = ("auc", "binary_accuracy", "accuracy")
+
 
 def _metrics(values: dict[str, float]) -> str:
-    shown = [f"{k} {values[k]:.4f}" for k in ("auc", "binary_accuracy") if k in values]
+    shown = [f"{k} {values[k]:.4f}" for k in _HEADLINE if k in values]
     return ", ".join(shown)
 
 

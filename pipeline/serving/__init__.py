@@ -1,7 +1,7 @@
 """Clients for the pushed model behind TF Serving: `predict` and `loadtest`.
 
-- `rows`: CSV rows typed by the feature registry, as REST instances or
-  serialized tf.Examples.
+- `rows`: CSV rows typed by the workload's serving columns, as REST
+  instances or serialized tf.Examples.
 - `client`: one `PredictClient` interface over TF Serving's REST and gRPC APIs.
 - `loadtest`: concurrent requests for a while, with latency percentiles.
 - `columns`: the configured workload's serving columns, from the curated schema.

@@ -34,7 +34,9 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
         outputs[contracts.transformed_name(name)] = tft.scale_to_0_1(value)
     label = fill_missing(inputs[workload.label.column], "")
     outputs[contracts.LABEL_KEY] = tft.compute_and_apply_vocabulary(
-        label, vocab_filename=contracts.LABEL_VOCABULARY
+        label,
+        num_oov_buckets=contracts.LABEL_OOV_BUCKETS,  # a class only the eval split holds
+        vocab_filename=contracts.LABEL_VOCABULARY,
     )
     return outputs
 
