@@ -283,3 +283,17 @@ def test_float_classes_are_named_by_their_shortest_form(tmp_path):
     )
     run_transform(rows, str(tmp_path), workload, _schema(x=schema_pb2.INT, y=schema_pb2.FLOAT))
     assert sorted(_vocabulary(str(tmp_path), LABEL_VOCABULARY)) == ["1", "2", "2.5"]
+
+
+def test_nan_and_inf_never_reach_the_statistics(tmp_path):
+    """Should a schema allow them (the curated ones refuse them at the gate), they take the fill."""
+    rows = [{"x": v, "y": str(i % 2)} for i, v in enumerate(["1.0", "nan", "3.0", "inf", "5.0"])]
+    words = [{"x": v, "y": str(i % 2)} for i, v in enumerate(["1", "NA", "3", "1e40", "5"])]
+    workload = Workload(
+        label=LabelSpec(column="y"), features={"x": FeatureSpec(kind="numeric", fill=3.0)}
+    )
+    expected = np.array([1.0, 3.0, 3.0, 3.0, 5.0])
+    z = (expected - expected.mean()) / expected.std()
+    for data, kind, name in ((rows, schema_pb2.FLOAT, "float"), (words, schema_pb2.BYTES, "text")):
+        got = run_transform(data, str(tmp_path / name), workload, _schema(x=kind, y=schema_pb2.INT))
+        np.testing.assert_allclose([r["x_xf"] for r in got], z, rtol=1e-4, atol=1e-4)
