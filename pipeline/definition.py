@@ -125,8 +125,12 @@ def make_example_gen(
     """CsvExampleGen over `input_base` (default `data.root`), split train/eval by hash."""
     split = tfx.proto.SplitConfig(
         splits=[
-            tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
-            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+            tfx.proto.SplitConfig.Split(
+                name=contracts.TRAIN_SPLIT, hash_buckets=config.data.train_buckets
+            ),
+            tfx.proto.SplitConfig.Split(
+                name=contracts.EVAL_SPLIT, hash_buckets=config.data.eval_buckets
+            ),
         ]
     )
     return tfx.components.CsvExampleGen(
@@ -168,23 +172,24 @@ def create_pipeline(
     # With the schema, StatisticsGen counts the values of integer columns the
     # schema calls categorical (an integer label's classes among them).
     statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"], schema=schema_importer.outputs["schema"]
+        examples=example_gen.outputs[contracts.EXAMPLES],
+        schema=schema_importer.outputs[contracts.SCHEMA],
     ).with_id(STATISTICS_GEN)
 
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"],
-        schema=schema_importer.outputs["schema"],
+        statistics=statistics_gen.outputs[contracts.STATISTICS],
+        schema=schema_importer.outputs[contracts.SCHEMA],
     ).with_id(EXAMPLE_VALIDATOR)
 
     anomalies_gate = AnomaliesGate(
-        anomalies=example_validator.outputs["anomalies"],
-        examples=example_gen.outputs["examples"],
+        anomalies=example_validator.outputs[contracts.ANOMALIES],
+        examples=example_gen.outputs[contracts.EXAMPLES],
         label_columns=",".join(config.model.label.columns),
     ).with_id(ANOMALIES_GATE)
 
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_importer.outputs["schema"],
+        examples=example_gen.outputs[contracts.EXAMPLES],
+        schema=schema_importer.outputs[contracts.SCHEMA],
         preprocessing_fn=model_package.preprocessing_fn_path(config.model),
         custom_config=model_package.custom_config(config.model),
     ).with_id(TRANSFORM)
@@ -194,24 +199,24 @@ def create_pipeline(
 
     trainer = Trainer(
         run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_importer.outputs["schema"],
+        examples=transform.outputs[contracts.TRANSFORMED_EXAMPLES],
+        transform_graph=transform.outputs[contracts.TRANSFORM_GRAPH],
+        schema=schema_importer.outputs[contracts.SCHEMA],
         train_steps=params[TRAIN_STEPS],
         eval_steps=params[EVAL_STEPS],
         custom_config=trainer_custom_config(config.model, config.trainer),
     ).with_id(TRAINER)
 
     baseline_lookup = BaselineLookup(
-        model=trainer.outputs["model"],
+        model=trainer.outputs[contracts.MODEL],
         pipeline=config.run.pipeline_name,
         metadata_connection=metadata_spec_json(config),
     ).with_id(BASELINE_LOOKUP)
 
     evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=baseline_lookup.outputs["baseline"],
+        examples=example_gen.outputs[contracts.EXAMPLES],
+        model=trainer.outputs[contracts.MODEL],
+        baseline_model=baseline_lookup.outputs[contracts.BASELINE],
         eval_spec=EvalSpec(
             config.model.task, config.evaluator.metric, config.model.slice_by
         ).to_json(),
@@ -220,10 +225,10 @@ def create_pipeline(
     ).with_id(EVALUATOR)
 
     pusher = RegistryPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        examples=example_gen.outputs["examples"],
-        evaluation=evaluator.outputs["evaluation"],
+        model=trainer.outputs[contracts.MODEL],
+        model_blessing=evaluator.outputs[contracts.BLESSING],
+        examples=example_gen.outputs[contracts.EXAMPLES],
+        evaluation=evaluator.outputs[contracts.EVALUATION],
         registry_uri=config.registry.uri,
         model_name=config.registry.model_name,
         keep_versions=config.registry.keep_versions,

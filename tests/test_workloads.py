@@ -196,7 +196,8 @@ def test_init_config_for_penguins_is_multiclass_with_numbers_written_as_text(pen
 def test_penguins_run_is_blessed_and_pushed_with_per_class_recall(penguins_run):
     _, config, out = penguins_run
     assert "BLESSED" in out and "NOT BLESSED" not in out
-    assert re.search(r"^eval metrics \(species, \d+ eval examples\): accuracy 0\.9\d+$", out, re.M)
+    metrics = re.search(r"^eval metrics \(species, \d+ eval examples\): accuracy (\S+)$", out, re.M)
+    assert metrics and float(metrics.group(1)) >= 0.9, out
     recall = re.search(r"^recall by class: (.+)$", out, re.M)
     assert recall, out
     for species in ("Adelie", "Gentoo", "Chinstrap"):
@@ -240,7 +241,9 @@ def _replay_warmup(config: PipelineConfig) -> None:
     path = _only_version(config)
     model = tf.saved_model.load(path)
     logs = warmup.read(os.path.join(path, warmup.WARMUP_FILE))
-    assert len(logs) == config.registry.warmup_requests
+    # Two requests per eval row at most: the 24 IMDB eval reviews give 48.
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    assert 0 < len(logs) == manifest["warmup_requests"] <= config.registry.warmup_requests
     signatures = set()
     for log in logs:
         request = log.predict_log.request
@@ -262,7 +265,8 @@ def test_penguins_lineage_shows_the_gated_metric(penguins_run):
     argv = ["lineage", "model", "latest", "--config", str(penguins_run[0]), *store, *registry]
     code, out, err = _call(argv)
     assert code == 0, err
-    assert "metrics: accuracy 0.9" in out
+    shown = re.search(r"metrics: accuracy (\d\.\d{4})", out)
+    assert shown and float(shown.group(1)) >= 0.9, out
     assert "(metric accuracy, min_value" in out
 
 
