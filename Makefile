@@ -7,7 +7,7 @@ ARGS ?=
 
 # `make test` also installs MariaDB (Debian's package) when missing: the ML
 # Metadata MySQL-backend tests start a real server.
-.PHONY: venv run test test-fast lint bench bench-trainer lock clean
+.PHONY: venv run test test-fast lint bench bench-trainer bench-cli lock clean
 
 venv:
 	@scripts/ensure_venv.sh
@@ -31,6 +31,9 @@ bench: venv
 
 bench-trainer: venv
 	$(PY) bench/bench_trainer.py $(ARGS)
+
+bench-cli: venv
+	$(PY) bench/bench_cli.py $(ARGS)
 
 lock:
 	scripts/lock.sh

@@ -34,6 +34,10 @@ setup(
         "kfp>=2.5,<2.6",
         "protobuf>=3.20.3,<4",
         "PyYAML>=6.0",
+        # `mlops completion bash|zsh`: static completion scripts.
+        "shtab>=1.7",
+        # s3:// for tf.io.gfile (TF 2.16 dropped its own).
+        "tensorflow-io>=0.37,<0.38",
     ],
     extras_require={
         "dev": [
@@ -49,7 +53,11 @@ setup(
             "nbformat>=5.10",
             "ipykernel>=6",
             "palmerpenguins>=0.1.6",
+            # moto's S3 server for the registry's object-store tests.
+            "moto[s3]>=5.2",
+            "flask>=3",
+            "flask-cors>=6",
         ],
     },
-    entry_points={"console_scripts": ["mlops=pipeline.__main__:main"]},
+    entry_points={"console_scripts": ["mlops=pipeline.__main__:run"]},
 )

@@ -89,6 +89,10 @@ BASELINE_MODEL_URI = "baseline_model_uri"
 BASELINE_BLESSING_ID = "baseline_blessing_id"
 BASELINE_REFERENCE_FILE = "reference.json"
 
+# The Evaluator's overall-slice metrics as JSON, beside TFMA's files in the
+# evaluation artifact: read without loading TFMA (lineage, the pusher).
+METRICS_SUMMARY_FILE = "metrics_summary.json"
+
 # The Evaluator's ModelBlessing, as TFX writes it.
 BLESSED = "blessed"
 CURRENT_MODEL_ID = "current_model_id"

@@ -16,6 +16,7 @@ installed versions (TensorFlow 2.16, TFX 1.16, kfp 2.5).
 | `run_kubeflow_v2_executor` | TFX        | `kubeflow_v2_run_executor._run_executor`     |
 | `kfp_create_pipeline`      | kfp        | `Client._pipelines_api`                      |
 | `kfp_ui_url`               | kfp        | `Client._get_url_prefix`                     |
+| `run_atexit_handlers`      | CPython    | `atexit._run_exitfuncs`                      |
 
 Imports happen inside the functions: the CLI's light paths import this
 module without loading TensorFlow or TFX.
@@ -159,3 +160,16 @@ def kfp_ui_url(client: Any) -> str:
     On a kfp upgrade check `Client._get_url_prefix` in `kfp/client/client.py`.
     """
     return str(client._get_url_prefix())
+
+
+def run_atexit_handlers() -> None:
+    """Runs the registered atexit handlers now, as interpreter shutdown would.
+
+    `components.process` leaves with `os._exit` to skip tensorflow-io's
+    crashing C++ teardown, and `os._exit` skips atexit too; the handlers
+    (Beam's, TensorFlow's, logging's) still get to run first. On a Python
+    upgrade: `atexit._run_exitfuncs` is CPython's, present since 3.0.
+    """
+    import atexit
+
+    atexit._run_exitfuncs()

@@ -30,6 +30,18 @@ def taxi_schema_file() -> str:
     return taxi_config().data.schema_file
 
 
+def store_args(root: Path) -> list[str]:
+    """`--set` arguments that put a run's pipeline root, ML Metadata and registry under `root`."""
+    return [
+        "--set",
+        f"run.pipeline_root={root / 'pipeline_root'}",
+        "--set",
+        f"metadata.sqlite_path={root / 'metadata.sqlite'}",
+        "--set",
+        f"registry.uri={root / 'registry'}",
+    ]
+
+
 def read_csv_rows(path: Path = TAXI_CSV, limit: int | None = None) -> list[dict[str, str]]:
     """Raw CSV rows as strings, as a person would read them."""
     with open(path, newline="") as f:

@@ -2,7 +2,10 @@
 
 A `FakeHttpServer` listens on a free localhost port, in a thread, and hands
 every request to its subclass's `respond`, one at a time. A str payload goes
-back as text/plain, anything else as JSON.
+back as text/plain, anything else as JSON. It speaks HTTP/1.1 and keeps
+connections alive, as TF Serving's REST server (libevent's evhttp) and the
+KFP API server (Go's net/http) do; `connections` counts the TCP connections
+clients opened.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ class FakeHttpServer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.connections = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1
+
             def log_message(self, *args: Any) -> None:
                 pass
 

@@ -3,10 +3,11 @@
 A TEST DOUBLE: there is no Kubernetes or KFP API server here. It implements
 pipelines (create, list by name filter, upload, upload_version), experiments
 (create, list by name filter), runs (create, get), recurring runs (create,
-list, delete, disable) and healthz, with the JSON shapes kfp_server_api
+list, delete, disable, enable) and healthz, with the JSON shapes kfp_server_api
 (de)serializes. It validates what a real server would reject early: a
 pipeline package must parse strictly as a PipelineSpec, referenced ids must
-exist. It records every request so tests can assert on bodies and headers.
+exist. It records every request so tests can assert on bodies and headers,
+and, when `tokens` is set, answers 401 to a bearer token it does not take.
 Runs finish as the test scripts them (`outcomes`), after one RUNNING poll.
 """
 
@@ -16,6 +17,7 @@ import cgi
 import io
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +51,8 @@ class State:
     # run display name -> ("SUCCEEDED",) or ("FAILED", task, message)
     outcomes: dict[str, tuple] = field(default_factory=dict)
     polls: dict[str, int] = field(default_factory=dict)
+    # Polls answered RUNNING before a run ends as scripted.
+    running_polls: int = 1
 
 
 class ApiError(Exception):
@@ -88,6 +92,11 @@ class FakeKfp(FakeHttpServer):
     def __init__(self) -> None:
         self.state = State()
         self._ids = itertools.count(1)
+        # Bearer tokens the server accepts, as a multi-user Kubeflow's token
+        # review does; None accepts any request.
+        self.tokens: set[str] | None = None
+        # Called with each request before it is answered (a test's script).
+        self.before: Callable[[Request], None] | None = None
         super().__init__()
 
     def respond(
@@ -106,6 +115,13 @@ class FakeKfp(FakeHttpServer):
             body = {"uploadfile": form["uploadfile"].value}
         request = Request(method, path, query, headers, body)
         self.state.requests.append(request)
+        if self.before is not None:
+            self.before(request)
+        if self.tokens is not None and headers.get("authorization") not in {
+            f"Bearer {t}" for t in self.tokens
+        }:
+            # What the API server answers when the token review fails.
+            return 401, {"code": 16, "message": "Failed to authenticate token review"}
         try:
             return 200, self.route(request)
         except ApiError as e:
@@ -193,6 +209,10 @@ class FakeKfp(FakeHttpServer):
                 s.recurring[rid]["mode"] = "DISABLE"
                 s.recurring[rid]["status"] = "DISABLED"
                 return {}
+            if r.method == "POST" and verb == "enable":
+                s.recurring[rid]["mode"] = "ENABLE"
+                s.recurring[rid]["status"] = "ENABLED"
+                return {}
             if r.method == "GET":
                 return s.recurring[rid]
         raise ApiError(404, f"no fake for {r.method} {r.path}")
@@ -246,7 +266,7 @@ class FakeKfp(FakeHttpServer):
         if run is None:
             raise ApiError(404, f"run {rid!r} not found")
         polls = self.state.polls[rid] = self.state.polls.get(rid, 0) + 1
-        if polls == 1:
+        if polls <= self.state.running_polls:
             return {**run, "state": "RUNNING"}
         outcome = self.state.outcomes.get(run["display_name"], ("SUCCEEDED",))
         result = {**run, "state": outcome[0]}

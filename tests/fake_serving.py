@@ -126,6 +126,11 @@ class FakeServing:
         self.grpc_target = f"127.0.0.1:{port}"
         self._grpc.start()
 
+    @property
+    def rest_connections(self) -> int:
+        """TCP connections REST clients opened (HTTP/1.1 keeps them alive, as TF Serving does)."""
+        return self._rest.connections
+
     def __enter__(self) -> FakeServing:
         return self
 

@@ -23,23 +23,12 @@ import pytest
 
 from components.registry.store import Registry
 from pipeline.__main__ import main
-from tests.conftest import REPO_ROOT, csv_columns, read_csv_rows, write_csv
+from tests.conftest import REPO_ROOT, csv_columns, read_csv_rows, store_args, write_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROWS = 2000
 STEPS = ["--set", "trainer.train_steps=50", "--set", "trainer.eval_steps=5"]
-
-
-def _stores(root: Path) -> list[str]:
-    return [
-        "--set",
-        f"run.pipeline_root={root / 'pipeline_root'}",
-        "--set",
-        f"metadata.sqlite_path={root / 'metadata.sqlite'}",
-        "--set",
-        f"registry.uri={root / 'registry'}",
-    ]
 
 
 def _call(*argv: str) -> tuple[int, str, str]:
@@ -50,7 +39,7 @@ def _call(*argv: str) -> tuple[int, str, str]:
 
 
 def _run(root: Path, data: Path, *extra: str) -> tuple[int, str, str]:
-    return _call("run", "--set", f"data.root={data}", *_stores(root), *STEPS, *extra)
+    return _call("run", "--set", f"data.root={data}", *store_args(root), *STEPS, *extra)
 
 
 def _versions(root: Path) -> list[int]:
@@ -59,7 +48,7 @@ def _versions(root: Path) -> list[int]:
 
 
 def _lineage_runs(root: Path) -> list[dict]:
-    code, out, err = _call("lineage", "runs", "--json", *_stores(root))
+    code, out, err = _call("lineage", "runs", "--json", *store_args(root))
     assert code == 0, err
     return json.loads(out)
 
@@ -114,7 +103,7 @@ def _eval_rows(root: Path, data: Path) -> set[tuple[str, ...]]:
     from pipeline.config import load_config
     from pipeline.runners.connection import local_connection_config
 
-    config = load_config(None, [f"data.root={data}", *_stores(root)[1::2]])
+    config = load_config(None, [f"data.root={data}", *store_args(root)[1::2]])
     example_gen = definition.make_example_gen(config)
     tfx.orchestration.LocalDagRunner().run(
         tfx.dsl.Pipeline(
@@ -195,7 +184,7 @@ def _cli(root: Path, data: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "pipeline", "run", "--set", f"data.root={data}"]
     return subprocess.Popen(
-        [*command, *_stores(root), *STEPS],
+        [*command, *store_args(root), *STEPS],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -277,12 +266,12 @@ def test_a_runner_killed_during_training_shows_as_abandoned_and_the_rerun_resume
     assert code == 0, err
     assert re.search(r"transform\s+cached", out), out
     assert _versions(tmp_path) == [1]
-    code, text, _ = _call("lineage", "runs", *_stores(tmp_path))
+    code, text, _ = _call("lineage", "runs", *store_args(tmp_path))
     assert "ABANDONED at trainer" in text
 
 
 def test_a_bad_set_value_names_set(tmp_path):
-    code, _, err = _call("run", "--set", "trainer.train_steps=abc", *_stores(tmp_path))
+    code, _, err = _call("run", "--set", "trainer.train_steps=abc", *store_args(tmp_path))
     assert code == 2
     assert err.strip() == (
         "error: --set trainer.train_steps=abc: trainer.train_steps: expected an integer, "

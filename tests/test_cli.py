@@ -36,6 +36,7 @@ COMMANDS = (
     "predict",
     "loadtest",
     "lineage",
+    "completion",
 )
 LOCAL = [
     ["run"],
@@ -123,6 +124,19 @@ def test_the_defaults_are_the_files_read(capsys, monkeypatch):
     assert main(["config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == config_lib.to_dict(config_lib.load_config(config_lib.DEFAULT_CONFIG))
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts_list_every_command(shell, capsys):
+    assert main(["completion", shell]) == 0
+    script = capsys.readouterr().out
+    assert all(command in script for command in COMMANDS)
+    # Options of nested commands too: what the user would otherwise look up.
+    assert "--model-config" in script and "--batch-size" in script
+    if shell == "bash":
+        checked = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+        assert checked.returncode == 0, checked.stderr
+        assert "-F _shtab_mlops mlops" in script
 
 
 def test_version_prints_the_installed_package_version(capsys):

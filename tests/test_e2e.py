@@ -193,15 +193,23 @@ def test_unchanged_rerun_is_served_from_cache(first_run, workspace, capsys):
         ("evaluator.min_auc", "0.75"),  # the old name still works for the AUC gate
     ):
         args += ["--set", f"{key}={value}"]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    progress = [line for line in out.splitlines() if line.startswith("[")]
+    # -o json: the progress goes to stderr, stdout is one JSON object.
+    assert main([*args, "-o", "json"]) == 0
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if line.startswith("[")]
     assert len(progress) == len(definition.NODE_IDS)
     parsed = [re.match(r"^\[\s*\d+/\d+\] (\S+)\s+(\S+)\s+[\d.]+s$", line) for line in progress]
     assert all(parsed), progress
     assert {m.group(1) for m in parsed if m} == set(definition.NODE_IDS)
     assert {m.group(2) for m in parsed if m} == {"cached"}, progress
-    assert "BLESSED" in out and f"pushed: {summary.pushed_uri}" in out
+    result = json.loads(captured.out)
+    assert result["format"] == 1 and result["status"] == "succeeded"
+    assert [n["id"] for n in result["nodes"]] == [m.group(1) for m in parsed if m]
+    assert {n["state"] for n in result["nodes"]} == {"CACHED"}
+    assert result["blessed"] is True and result["pushed"] == summary.pushed_uri
+    assert result["pushed_by_earlier_run"] is True
+    assert result["metrics"]["auc"] == pytest.approx(summary.metrics["auc"])
+    assert result["gated_metric"] == "auc" and result["task"] == "binary"
     assert _versions(config) == versions_before
 
 
@@ -403,7 +411,7 @@ def test_schema_infer_writes_a_draft_covering_every_column(first_run, workspace,
 def test_lineage_runs_lists_every_run_with_its_status_and_pushes(first_run, capsys):
     config, _ = first_run
     assert main(["lineage", "runs", "--json", *_store_args(config)]) == 0
-    runs = json.loads(capsys.readouterr().out)
+    runs = json.loads(capsys.readouterr().out)["runs"]
     # The first run, the cached re-run, the clearly worse model, then the
     # runs that stopped at the gate (bad data, the CLI failure).
     assert [r["status"] for r in runs][:3] == ["SUCCEEDED"] * 3

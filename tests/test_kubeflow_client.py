@@ -8,6 +8,7 @@ the `kfp` command line itself.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,9 +20,10 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline.cli import main
+from pipeline.kubeflow import client as kfp_client
 from pipeline.kubeflow.client import version_name
 from pipeline.kubeflow.cron import CronError, check_cron
-from tests.fake_kfp_server import FakeKfp
+from tests.fake_kfp_server import PREFIX, FakeKfp
 
 IMAGE = "registry.example/taxi:abc123def456"
 KUBEFLOW_ARGS = ["--image", IMAGE]
@@ -99,6 +101,18 @@ def test_wait_succeeds_when_the_run_does(kfp, package, capsys):
     assert "RUNNING" in out and "SUCCEEDED" in out
 
 
+def test_submit_as_json_puts_the_progress_on_stderr(kfp, package, capsys):
+    assert _submit(package, "--run-name", "js", "--wait", "-o", "json") == 0
+    captured = capsys.readouterr()
+    assert "RUNNING" in captured.err and "SUCCEEDED" in captured.err
+    answer = json.loads(captured.out)
+    [run_id] = kfp.state.runs
+    assert answer["format"] == 1 and answer["run_id"] == run_id and answer["run_name"] == "js"
+    assert answer["state"] == "SUCCEEDED" and answer["experiment"] == "taxi"
+    assert answer["version_id"] in kfp.state.versions and answer["parameters"]["eval_steps"] == 100
+    assert answer["url"].endswith(run_id)
+
+
 def test_wait_fails_with_the_failed_task_name(kfp, package, capsys):
     kfp.state.outcomes["bad"] = ("FAILED", "trainer", "OOMKilled")
     assert _submit(package, "--run-name", "bad", "--wait") == 1
@@ -114,6 +128,54 @@ def test_in_cluster_service_account_token(kfp, package, monkeypatch, tmp_path):
     assert _submit(package, "--run-name", "sa") == 0
     [run] = kfp.requests("POST", "/runs")
     assert run.headers["authorization"] == "Bearer sa-token"
+
+
+def test_wait_rereads_a_service_account_token_the_kubelet_rotates(
+    kfp, package, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.delenv("KFP_TOKEN")
+    monkeypatch.setattr(kfp_client, "UNAUTHORIZED_RETRY_S", 0.0)
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    kfp.tokens = {"first"}
+    polls = []
+
+    def rotate(request):
+        # While the run is followed, the kubelet rotates the token: from the
+        # second poll on the server takes only the new one, and the file
+        # changes just after that poll was sent with the old one (a 401).
+        if request.method == "GET" and request.path.startswith(f"{PREFIX}/runs/"):
+            polls.append(request.headers.get("authorization"))
+            if len(polls) == 2:
+                kfp.tokens = {"second"}
+                token.write_text("second\n")
+
+    kfp.before = rotate
+    assert _submit(package, "--run-name", "long", "--wait") == 0, capsys.readouterr().err
+    assert polls == ["Bearer first", "Bearer first", "Bearer second"]
+    assert "SUCCEEDED" in capsys.readouterr().out
+
+
+def test_a_second_401_fails_naming_the_server_message(kfp, package, monkeypatch, capsys):
+    monkeypatch.setattr(kfp_client, "UNAUTHORIZED_RETRY_S", 0.0)
+
+    def revoke(request):
+        if request.method == "GET" and request.path.startswith(f"{PREFIX}/runs/"):
+            kfp.tokens = set()
+
+    kfp.before = revoke
+    assert _submit(package, "--run-name", "revoked", "--wait") == 1
+    err = capsys.readouterr().err
+    assert "FAILED: KFP API 401" in err and "Failed to authenticate token review" in err
+    assert len([r for r in kfp.state.requests if r.path.startswith(f"{PREFIX}/runs/")]) == 2
+
+
+def test_kfs_own_endpoint_variable_is_read(kfp, package, monkeypatch):
+    monkeypatch.delenv("KFP_ENDPOINT")
+    monkeypatch.setenv("KF_PIPELINES_ENDPOINT", kfp.url)
+    assert _submit(package, "--run-name", "kf") == 0
+    assert len(kfp.state.runs) == 1
 
 
 def test_submit_without_an_endpoint_is_a_config_error(monkeypatch, package, capsys):
@@ -178,6 +240,33 @@ def test_schedule_disable_and_delete(kfp, package, capsys):
     assert _schedule(package, "--name", "nightly", "--disable") == 1
 
 
+def test_schedule_enable_turns_a_disabled_one_back_on(kfp, package, capsys):
+    assert _schedule(package, "--cron", "0 0 2 * * *", "--name", "nightly") == 0
+    [rid] = kfp.state.recurring
+    assert _schedule(package, "--name", "nightly", "--disable") == 0
+    assert _schedule(package, "--name", "nightly", "--enable") == 0
+    assert kfp.requests("POST", f"/recurringruns/{rid}:enable")
+    assert kfp.state.recurring[rid]["status"] == "ENABLED"
+    assert f"enabled ({rid})" in capsys.readouterr().out
+    assert _schedule(package, "--name", "other", "--enable") == 1
+    assert "no recurring run named 'other'" in capsys.readouterr().err
+
+
+def test_schedule_concurrency_and_catchup_are_part_of_the_schedule(kfp, package, capsys):
+    assert _schedule(package, "--cron", "0 0 2 * * *", "--name", "nightly") == 0
+    nightly = ["--cron", "0 0 2 * * *", "--name", "nightly"]
+    assert _schedule(package, *nightly, "--max-concurrency", "3", "--catchup") == 0
+    assert "replaced" in capsys.readouterr().out
+    [remaining] = kfp.state.recurring.values()
+    assert int(remaining["max_concurrency"]) == 3 and remaining["no_catchup"] is False
+    assert _schedule(package, *nightly, "--max-concurrency", "3", "--catchup") == 0
+    assert "unchanged" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        _schedule(package, *nightly, "--max-concurrency", "0")
+    assert exit_.value.code == 2
+    assert "expected an integer of at least 1, found 0" in capsys.readouterr().err
+
+
 def test_five_field_cron_shows_the_six_field_equivalent(kfp, package, capsys):
     assert _schedule(package, "--cron", "0 2 * * *") == 2
     err = capsys.readouterr().err
@@ -232,6 +321,69 @@ def test_plain_kfp_cli_submits_the_compiled_file(kfp, package):
     )
     [experiment] = kfp.state.experiments.values()
     assert experiment["display_name"] == "taxi-ci"
+
+
+WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "pipeline.yml"
+
+
+def _workflow_submit_step() -> str:
+    """The CI workflow's submit step, as bash would run it on the runner."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    [step] = [
+        s for s in workflow["jobs"]["deploy"]["steps"] if "pipeline submit" in s.get("run", "")
+    ]
+    script = step["run"].replace("${{ steps.image.outputs.ref }}", IMAGE)
+    return script.replace(".venv/bin/python", sys.executable)
+
+
+@pytest.mark.parametrize("outcome", ["SUCCEEDED", "FAILED"])
+def test_the_ci_workflows_submit_step_fails_when_the_run_fails(kfp, package, tmp_path, outcome):
+    kfp.state.running_polls = 0
+    run_name = "ci-abcdef123456-1"
+    if outcome == "FAILED":
+        kfp.state.outcomes[run_name] = ("FAILED", "trainer", "OOMKilled")
+    (tmp_path / "pipeline.yaml").write_bytes(package.read_bytes())
+    env = {
+        **os.environ,
+        "GITHUB_SHA": "abcdef1234567890",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "IMAGE_REPOSITORY": IMAGE.rsplit(":", 1)[0],
+        "PYTHONWARNINGS": "ignore",
+    }
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _workflow_submit_step()],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    [run] = kfp.requests("POST", "/runs")
+    assert run.body["display_name"] == run_name
+    if outcome == "SUCCEEDED":
+        assert done.returncode == 0, done.stderr
+        submitted = json.loads((tmp_path / "submitted.json").read_text())
+        assert submitted["state"] == "SUCCEEDED" and submitted["experiment"] == "taxi-ci"
+    else:
+        assert done.returncode == 1, done.stderr
+        assert "FAILED at task trainer (OOMKilled)" in done.stderr
+
+
+def test_kfps_own_watch_exits_0_on_a_failed_run(kfp, package):
+    # Why the workflow follows the run with `submit --wait`: kfp 2.5's
+    # `run create --watch` reports the final state and exits 0 whatever it is.
+    kfp.state.running_polls = 0
+    kfp.state.outcomes["watched"] = ("FAILED", "trainer", "OOMKilled")
+    command = [str(Path(sys.executable).parent / "kfp"), "--endpoint", kfp.url, "run", "create"]
+    done = subprocess.run(
+        [*command, "-e", "taxi-ci", "-r", "watched", "-f", str(package), "--watch"],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Run is finished with state FAILED" in done.stdout
+    assert done.returncode == 0
 
 
 def test_api_errors_are_one_line_and_exit_1(kfp, tmp_path, capsys):

@@ -247,3 +247,57 @@ def test_image_tag_is_the_git_revision(tmp_path):
 def test_image_tag_outside_git_is_an_error(tmp_path):
     with pytest.raises(ImageTagError, match="git rev-parse"):
         git_revision_tag(tmp_path)
+
+
+# -- `run --compiled`: what it refuses before any task runs ------------------------
+
+
+def test_run_parameters_are_typed_as_the_spec_declares_them(spec):
+    from pipeline.kubeflow.local_launcher import parse_parameters
+
+    typed = parse_parameters(
+        spec, ["data_root=/data/2026", "train_steps=200", "min_value=1", "max_drop=0.05"]
+    )
+    assert typed == {
+        "data_root": "/data/2026",
+        "train_steps": 200,
+        "min_value": 1.0,
+        "max_drop": 0.05,
+    }
+    assert isinstance(typed["min_value"], float) and isinstance(typed["train_steps"], int)
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("train_steps", "--param expects name=value, got 'train_steps'"),
+        ("steps=3", "--param steps: the pipeline has no such parameter; declared: data_root,"),
+        ("train_steps=many", "--param train_steps: expected a NUMBER_INTEGER value, got 'many'"),
+        ("train_steps=2.5", "--param train_steps: expected an integer, got '2.5'"),
+        ("min_value=true", "--param min_value: expected a NUMBER_DOUBLE value, got 'true'"),
+    ],
+)
+def test_bad_run_parameters_are_named(spec, compiled, assignment, message, capsys):
+    assert main(["run", "--compiled", str(compiled), "--param", assignment]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and len(err.splitlines()) == 1, err
+
+
+def test_a_file_that_is_not_a_compiled_spec_is_named(tmp_path, capsys):
+    job = tmp_path / "job.json"
+    assert main(["compile", "--image", IMAGE, "--format", "vertex", "--output", str(job)]) == 0
+    capsys.readouterr()
+    for path, message in (
+        (tmp_path / "absent.yaml", "no such file"),
+        (job, "is a Vertex PipelineJob; compile with --format yaml"),
+        (GOLDEN, "is not a compiled PipelineSpec"),
+    ):
+        assert main(["run", "--compiled", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}") and message in err, err
+        assert len(err.splitlines()) == 1
+
+
+def test_launcher_flags_without_compiled_are_refused(capsys):
+    assert main(["run", "--param", "train_steps=3", "--run-id", "x"]) == 2
+    assert capsys.readouterr().err == "error: --param, --run-id: only with --compiled FILE\n"

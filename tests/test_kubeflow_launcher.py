@@ -1,7 +1,8 @@
 """The compiled pipeline, executed the way the open-source KFP v2 launcher would.
 
-`python -m pipeline compile` writes the PipelineSpec; `tests/kfp_launcher.py`
-runs each task's container command as a subprocess with a launcher-shaped
+`python -m pipeline compile` writes the PipelineSpec;
+`pipeline/kubeflow/local_launcher.py` (the user's `run --compiled`) runs
+each task's container command as a subprocess with a launcher-shaped
 ExecutorInput and records ML Metadata as KFP does. Two runs: the first
 blesses and pushes; the second finds the first's model as its baseline in
 the KFP-written records. Run parameters are set per run, as in the KFP UI.
@@ -22,14 +23,13 @@ from components.contracts import BASELINE_MODEL_MLMD_ID as BASELINE_MLMD_ID
 from components.registry.store import Registry
 from pipeline import definition
 from pipeline.__main__ import main
-from tests.conftest import csv_columns, read_csv_rows, write_csv
-from tests.kfp_launcher import (
+from pipeline.kubeflow.local_launcher import (
     CONTAINER_EXECUTION,
     PIPELINE_CONTEXT,
-    LauncherEmulator,
-    TaskFailed,
+    LocalLauncher,
     load_spec,
 )
+from tests.conftest import csv_columns, read_csv_rows, write_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -72,8 +72,8 @@ def spec(workspace: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def emulator(spec: dict, workspace: Path) -> LauncherEmulator:
-    return LauncherEmulator(spec, workspace / "mlmd.sqlite", workspace)
+def emulator(spec: dict, workspace: Path) -> LocalLauncher:
+    return LocalLauncher(spec, workspace / "mlmd.sqlite", workspace)
 
 
 def _params(workspace: Path, **extra: object) -> dict:
@@ -87,12 +87,12 @@ def _params(workspace: Path, **extra: object) -> dict:
 
 
 @pytest.fixture(scope="module")
-def first_run(emulator: LauncherEmulator, workspace: Path):
+def first_run(emulator: LocalLauncher, workspace: Path):
     return emulator.run("run-1", _params(workspace))
 
 
 @pytest.fixture(scope="module")
-def second_run(first_run, emulator: LauncherEmulator, workspace: Path):
+def second_run(first_run, emulator: LocalLauncher, workspace: Path):
     return emulator.run("run-2", _params(workspace, max_drop=0.3))
 
 
@@ -177,14 +177,35 @@ def test_second_run_finds_the_first_model_as_baseline(first_run, second_run):
     assert blessing.custom_properties["blessed"].double_value == 1.0
 
 
-def test_a_failing_task_stops_the_run_and_names_itself(second_run, spec, workspace):
-    emulator = LauncherEmulator(spec, workspace / "mlmd.sqlite", workspace)
-    with pytest.raises(TaskFailed, match="task example_gen exited") as error:
-        emulator.run("run-broken", _params(workspace, data_root=str(workspace / "no-such-dir")))
-    assert error.value.task == definition.EXAMPLE_GEN
+def test_a_failing_task_stops_the_run_and_names_itself(second_run, workspace, capsys):
+    # Through the user's command: `run --compiled`, a data_root that is not there.
+    code = main(
+        [
+            "run",
+            "--compiled",
+            str(workspace / "pipeline.yaml"),
+            "--run-id",
+            "run-broken",
+            "--param",
+            f"data_root={workspace / 'no-such-dir'}",
+            "--set",
+            f"metadata.sqlite_path={workspace / 'mlmd.sqlite'}",
+            "--set",
+            f"run.pipeline_root={workspace / 'root'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    failed_line, log_line = err.strip().splitlines()[-2:]
+    assert failed_line.startswith("FAILED at task example_gen (exit 1): "), err
+    log = Path(log_line.removeprefix("task log: "))
+    assert log.is_file() and "Traceback" in log.read_text()
+    store = LocalLauncher(
+        load_spec(workspace / "pipeline.yaml"), workspace / "mlmd.sqlite", workspace
+    ).store
     failed = [
         e
-        for e in emulator.store.get_executions()
+        for e in store.get_executions()
         if e.last_known_state == metadata_store_pb2.Execution.FAILED
     ]
     assert [e.custom_properties["task_name"].string_value for e in failed] == ["example_gen"]
@@ -214,6 +235,6 @@ def test_lineage_reads_the_records_kfp_writes(first_run, second_run, workspace, 
     assert lineage["blessing"]["baseline_model_id"] == first_model.id
     assert [p["run"] for p in lineage["pushed"]] == ["run-2"]
     assert main(["lineage", "runs", "--json", *args]) == 0
-    runs = {r["run"]: r for r in json.loads(capsys.readouterr().out)}
+    runs = {r["run"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
     assert runs["run-1"]["status"] == runs["run-2"]["status"] == "SUCCEEDED"
     assert len(runs["run-1"]["pushed_versions"]) == 1

@@ -91,16 +91,24 @@ def test_dockerfile_installs_the_lock_then_the_project():
             assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
 
 
-def test_workflow_tests_builds_compiles_and_submits_with_the_kfp_cli():
+def test_workflow_tests_builds_compiles_submits_and_follows_the_run():
     workflow = yaml.safe_load(WORKFLOW.read_text())
-    assert workflow[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads `on` as True
-    test_steps = [s.get("run", "") for s in workflow["jobs"]["test"]["steps"]]
-    assert "make test" in test_steps, "CI must run the README's test command"
+    triggers = workflow[True]  # YAML 1.1 reads `on` as True
+    assert triggers["push"]["branches"] == ["main"] and "pull_request" in triggers
+    fast = [s.get("run", "") for s in workflow["jobs"]["fast"]["steps"]]
+    assert "make test-fast" in fast and "make lint" in fast
+    test = workflow["jobs"]["test"]
+    assert test["needs"] == "fast"
+    assert "make test" in [s.get("run", "") for s in test["steps"]], "the README's test command"
     deploy = workflow["jobs"]["deploy"]
-    assert deploy["needs"] == "test"
+    assert deploy["needs"] == "test" and deploy["if"] == "github.ref == 'refs/heads/main'"
     script = "\n".join(s.get("run", "") for s in deploy["steps"])
     assert "docker build -f kubernetes/image/Dockerfile" in script
     assert "docker push" in script
     assert "python -m pipeline compile" in script and "--output pipeline.yaml" in script
-    assert re.search(r"kfp .*\\\n\s*run submit -e \S+ -r \S+ -f pipeline.yaml", script)
     assert "python -m pipeline image" in script
+    # The run is followed: a failed Kubeflow run fails the job.
+    submit = re.search(r"python -m pipeline submit(.*?)(?:\n\s*\n|$)", script, re.S)
+    assert submit, script
+    flags = submit.group(1)
+    assert "--package pipeline.yaml" in flags and "--wait" in flags and "--timeout" in flags

@@ -49,3 +49,9 @@ def test_kfp_client_keeps_its_pipelines_api_and_url_prefix():
     source = inspect.getsource(client.Client.__init__)
     assert "self._pipelines_api" in source
     assert callable(client.Client._get_url_prefix)
+
+
+def test_cpython_runs_atexit_handlers_on_request():
+    import atexit
+
+    assert callable(atexit._run_exitfuncs)

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from components.registry import files, manifest, model_config
+from components import storage
+from components.registry import manifest, model_config
 from components.registry.store import (
     CLAIMS_DIR,
     SAVED_MODEL_FILE,
@@ -140,11 +141,11 @@ def test_verify_cli_exits_1_on_a_tampered_version_and_0_on_an_intact_one(
 _KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
-    from components.registry import files
+    from components import storage
     from components.registry.store import Registry
 
     uri, model, atomic, kill_after = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
-    copy, write = files.copy_file, files.write_bytes
+    copy, write = storage.copy_file, storage.write_bytes
     done = 0
 
     def copy_then_die(source, target, *args):
@@ -160,8 +161,8 @@ _KILL_SCRIPT = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         write(path, data)
 
-    files.copy_file = copy_then_die
-    files.write_bytes = die_at_the_manifest
+    storage.copy_file = copy_then_die
+    storage.write_bytes = die_at_the_manifest
     Registry(uri, model, atomic_rename=atomic).publish(sys.argv[5], {})
     """
 )
@@ -470,6 +471,65 @@ def test_list_and_show(saved_model, tmp_path, capsys):
     assert "no manifest, the version is incomplete" in capsys.readouterr().err
 
 
+def test_list_show_and_verify_as_json(saved_model, tmp_path, capsys):
+    uri = str(tmp_path / "registry")
+    registry = Registry(uri, "taxi")
+    registry.publish(
+        saved_model,
+        {
+            "pipeline": {"name": "taxi", "run_id": "run-7"},
+            "evaluation": {"metrics": {"accuracy": 0.9}, "thresholds": {"metric": "accuracy"}},
+        },
+    )
+    registry.publish(saved_model, {})
+    registry.set_label("stable", 1)
+    truncated = _truncate(registry, 2)
+    args = ["--set", f"registry.uri={uri}", "-o", "json"]
+    assert main(["registry", "list", *args]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["format"] == 1 and listed["model_dir"] == registry.model_dir
+    first, second = listed["versions"]
+    assert first == {
+        "version": 1,
+        "status": "ok",
+        "labels": ["stable"],
+        "metric": {"name": "accuracy", "value": 0.9},
+        "created": registry.manifest(1)["created"],
+        "run_id": "run-7",
+        "republished_from": None,
+        "problems": [],
+    }
+    assert second["status"] == "damaged" and second["problems"] == [truncated]
+    assert main(["registry", "show", "stable", *args]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["path"] == registry.version(1).path and shown["manifest"]["version"] == 1
+    assert main(["registry", "verify", "1", "2", *args]) == 1
+    verified = json.loads(capsys.readouterr().out)["versions"]
+    assert [(v["version"], v["ok"]) for v in verified] == [(1, True), (2, False)]
+    assert verified[0]["files"] == len(registry.manifest(1)["files"]) and verified[1]["problems"]
+
+
+_READ_WITHOUT_TENSORFLOW = textwrap.dedent(
+    """
+    import sys
+    from pipeline.cli import main
+
+    code = main(sys.argv[1:])
+    loaded = sorted(m for m in ("tensorflow", "tfx", "apache_beam") if m in sys.modules)
+    print("LOADED", loaded, "EXIT", code)
+    """
+)
+
+
+def test_reading_a_local_registry_loads_no_tensorflow(saved_model, tmp_path):
+    uri = str(tmp_path / "registry")
+    Registry(uri, "taxi").publish(saved_model, {})
+    for command in (["list"], ["show", "1"], ["verify", "--all"]):
+        argv = ["registry", *command, "--set", f"registry.uri={uri}"]
+        done = _run(_READ_WITHOUT_TENSORFLOW, *argv)
+        assert done.stdout.strip().splitlines()[-1] == "LOADED [] EXIT 0", (command, done.stderr)
+
+
 # Damaged versions: truncated, missing or unreadable files in a published version.
 
 VARIABLES_DATA = "variables/variables.data-00000-of-00001"
@@ -496,7 +556,7 @@ def test_list_names_damage_from_sizes_and_presence_without_hashing(
     def no_hashing(path: str) -> tuple[str, int]:
         raise AssertionError(f"registry list hashed {path}")
 
-    monkeypatch.setattr(files, "sha256", no_hashing)
+    monkeypatch.setattr(storage, "sha256", no_hashing)
     assert main(["registry", "list", "--set", f"registry.uri={uri}"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].split()[:2] == ["1", "ok"]

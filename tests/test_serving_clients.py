@@ -12,6 +12,8 @@ default configuration).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import socket
@@ -278,6 +280,29 @@ def test_cli_predict_prints_each_rows_probability(
     assert f": {big} called big_tipper (probability >= 0.5), mean probability" in out
 
 
+def test_cli_predict_writes_json_and_csv(
+    serving: FakeServing,
+    reference: np.ndarray,
+    cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["predict", "--endpoint", serving.rest_url, "--csv", str(TAXI_CSV), "--limit", "6"]
+    assert cli([*args, "-o", "json", "--threshold", "0.3"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["format"] == 1 and answer["protocol"] == "REST" and answer["task"] == "binary"
+    assert answer["threshold"] == 0.3 and answer["model"] == "model 'taxi'"
+    assert [r["row"] for r in answer["rows"]] == list(range(1, 7))
+    probabilities = [r["probability"] for r in answer["rows"]]
+    np.testing.assert_allclose(probabilities, reference[:6], atol=1e-6)
+    assert [r["predicted"] for r in answer["rows"]] == [p >= 0.3 for p in probabilities]
+    assert cli([*args, "-o", "csv"]) == 0
+    written = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert written[0] == ["row", "predicted", "probability"]
+    assert [int(r[0]) for r in written[1:]] == list(range(1, 7))
+    assert [r[1] for r in written[1:]] == [str(int(p >= 0.5)) for p in reference[:6]]
+    np.testing.assert_allclose([float(r[2]) for r in written[1:]], reference[:6], atol=1e-6)
+
+
 def test_cli_predict_reports_a_server_error_and_exits_1(
     serving: FakeServing, cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -330,6 +355,47 @@ def test_cli_loadtest_over_grpc_exits_0(
     assert latencies is not None, out
     values = [float(v) for v in latencies.groups()]
     assert values == sorted(values)
+
+
+def test_rest_requests_of_a_thread_share_one_kept_alive_connection(serving: FakeServing) -> None:
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=40)
+    before = serving.rest_connections
+    with make_client(serving.rest_url, MODEL, COLUMNS) as client:
+        result = run_load_test(
+            client, rows, concurrency=3, batch_size=4, duration=None, requests=30
+        )
+    assert (result.requests, result.errors) == (30, 0)
+    # One connection per worker thread, not one per request.
+    assert serving.rest_connections - before == 3
+
+
+def test_a_connection_the_server_closed_is_opened_again(serving: FakeServing) -> None:
+    rows = read_rows(TAXI_CSV, COLUMNS, limit=4)
+    with make_client(serving.rest_url, MODEL, COLUMNS) as client:
+        first = predict_in_batches(client, rows, 4)
+        # What an idle timeout on the server does: the socket goes away.
+        client._local.connection.sock.shutdown(socket.SHUT_RDWR)
+        assert predict_in_batches(client, rows, 4) == first
+
+
+def test_cli_loadtest_as_json(
+    serving: FakeServing, cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli(
+        [
+            *("loadtest", "--endpoint", serving.rest_url, "--csv", str(TAXI_CSV), "-o", "json"),
+            *("--limit", "20", "--concurrency", "2", "--requests", "10", "--batch-size", "4"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    answer = json.loads(captured.out)
+    assert answer["format"] == 1 and answer["protocol"] == "REST"
+    assert (answer["requests"], answer["errors"], answer["first_error"]) == (10, 0, None)
+    assert (answer["concurrency"], answer["batch_size"]) == (2, 4)
+    latency = answer["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert answer["rows_per_second"] == pytest.approx(answer["qps"] * 4)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

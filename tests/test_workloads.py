@@ -50,23 +50,11 @@ from pipeline.__main__ import main
 from pipeline.config import PipelineConfig, load_config
 from pipeline.serving.columns import columns_for
 from pipeline.serving.rows import read_rows, to_example, to_instance
-from tests.conftest import IMDB_TXT, PENGUINS_CSV
-from tests.kfp_launcher import LauncherEmulator, load_spec
+from tests.conftest import IMDB_TXT, PENGUINS_CSV, store_args
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TRAIN_STEPS = "300"
-
-
-def _store_args(root: Path) -> list[str]:
-    return [
-        "--set",
-        f"run.pipeline_root={root / 'pipeline_root'}",
-        "--set",
-        f"metadata.sqlite_path={root / 'metadata.sqlite'}",
-        "--set",
-        f"registry.uri={root / 'registry'}",
-    ]
 
 
 def _call(argv: list[str]) -> tuple[int, str, str]:
@@ -87,14 +75,14 @@ def _init(root: Path, data: Path, label: str, name: str) -> Path:
 
 
 def _run(config_file: Path, root: Path, *extra: str) -> str:
-    argv = ["run", "--config", str(config_file), *_store_args(root)]
+    argv = ["run", "--config", str(config_file), *store_args(root)]
     code, out, err = _call([*argv, "--set", f"trainer.train_steps={TRAIN_STEPS}", *extra])
     assert code == 0, err
     return out
 
 
 def _config(config_file: Path, root: Path) -> PipelineConfig:
-    return load_config(config_file, [a for a in _store_args(root) if a != "--set"])
+    return load_config(config_file, [a for a in store_args(root) if a != "--set"])
 
 
 def _only_version(config: PipelineConfig) -> str:
@@ -348,24 +336,39 @@ def test_the_compiled_pipeline_runs_to_a_pushed_model(workload, request, tmp_pat
             "registry.example/mlops:emulated",
             "--output",
             str(output),
-            *_store_args(tmp_path),
+            *store_args(tmp_path),
         ]
     )
     assert code == 0, err
-    emulator = LauncherEmulator(load_spec(output), tmp_path / "metadata.sqlite", tmp_path)
-    parameters = {
-        "data_root": config.data.root,
-        "train_steps": int(TRAIN_STEPS),
-        "eval_steps": 5,
-        "min_value": 0.5,  # a float runtime parameter, set per run
-    }
-    run = emulator.run("run-1", parameters)
-    evaluator = run.tasks[definition.EVALUATOR].executor_input["inputs"]["parameterValues"]
-    assert evaluator["min_value"] == 0.5
-    assert set(run.tasks) == set(definition.NODE_IDS)
-    pushed = run.tasks[definition.PUSHER].outputs["pushed_model"]
-    assert pushed.custom_properties["pushed"].double_value == 1.0
-    destination = pushed.custom_properties["pushed_destination"].string_value
+    # What a user runs before uploading the file: `run --compiled`, as KFP would.
+    code, out, err = _call(
+        [
+            "run",
+            "--compiled",
+            str(output),
+            "--run-id",
+            "run-1",
+            "--param",
+            f"data_root={config.data.root}",
+            "--param",
+            f"train_steps={TRAIN_STEPS}",
+            "--param",
+            "eval_steps=5",
+            "--param",
+            "min_value=0.5",  # a float runtime parameter, set per run
+            "-o",
+            "json",
+            *store_args(tmp_path),
+        ]
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    tasks = {t["name"]: t for t in result["tasks"]}
+    assert result["run_id"] == "run-1" and set(tasks) == set(definition.NODE_IDS)
+    assert tasks[definition.EVALUATOR]["parameters"]["min_value"] == 0.5
+    assert tasks[definition.TRAINER]["parameters"]["train_steps"] == int(TRAIN_STEPS)
+    assert len([line for line in err.splitlines() if line.startswith("[")]) == len(tasks)
+    destination = result["pushed"]
     assert Path(destination).parent == tmp_path / "registry" / config.registry.model_name
     assert SERVING_RAW in tf.saved_model.load(destination).signatures
 
@@ -374,7 +377,7 @@ def test_the_compiled_pipeline_runs_to_a_pushed_model(workload, request, tmp_pat
 
 
 def _fails(config_file: Path, root: Path, *overrides: str) -> str:
-    code, _, err = _call(["run", "--config", str(config_file), *_store_args(root), *overrides])
+    code, _, err = _call(["run", "--config", str(config_file), *store_args(root), *overrides])
     assert code != 0
     lines = [line for line in err.splitlines() if line.startswith(("error:", "FAILED"))]
     assert len(lines) == 1, err

@@ -1,7 +1,8 @@
 """Evaluator executor: task and thresholds to EvalConfig, baseline reference to model, then TFX's.
 
 Everything TFMA-related (metrics, thresholds, the rubber stamp when there is
-no baseline, the blessing) stays TFX's Evaluator executor, unchanged.
+no baseline, the blessing) stays TFX's Evaluator executor, unchanged; the
+overall metrics are then written once more as JSON (`metrics.write_summary`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components import contracts
+from components.evaluator import metrics
 from components.evaluator.eval_config import EvalSpec, make_eval_config
 
 BASELINE_KEY = "baseline_model"
@@ -96,3 +98,5 @@ class Executor(tfx_evaluator_executor.Executor):
         super().Do(inputs, output_dict, thresholds_to_eval_config(exec_properties))
         for blessing in output_dict.get(standard_component_specs.BLESSING_KEY, []):
             _move_baseline_id(blessing)
+        for evaluation in output_dict.get(standard_component_specs.EVALUATION_KEY, []):
+            metrics.write_summary(evaluation.uri)

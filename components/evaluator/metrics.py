@@ -1,12 +1,66 @@
-"""Reading TFMA's output: the overall-slice metrics of the candidate and the baseline."""
+"""Reading TFMA's output: the overall-slice metrics of the candidate and the baseline.
+
+The Evaluator writes them once more as JSON beside TFMA's files
+(`contracts.METRICS_SUMMARY_FILE`), so that readers that run without
+TensorFlow (`lineage`, the registry's manifest, the run summary) need not
+load TFMA to show four numbers. Outputs from before that file existed are
+read through TFMA.
+"""
 
 from __future__ import annotations
 
-import tensorflow_model_analysis as tfma
+import json
+from typing import Any
+
+from components import contracts, storage
+
+_CANDIDATE = "candidate"
+_BASELINE = "baseline"
+_RECALL = "class_recall"
+
+
+def _summary(evaluation_uri: str) -> dict[str, Any] | None:
+    path = storage.join(evaluation_uri, contracts.METRICS_SUMMARY_FILE)
+    if not storage.exists(path):
+        return None
+    loaded = json.loads(storage.read_bytes(path))
+    return loaded if isinstance(loaded, dict) else None
 
 
 def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
     """(candidate, baseline) overall-slice metrics of a TFMA output folder."""
+    summary = _summary(evaluation_uri)
+    if summary is not None:
+        return dict(summary[_CANDIDATE]), dict(summary[_BASELINE])
+    return _tfma_overall_metrics(evaluation_uri)
+
+
+def per_class_recall(evaluation_uri: str) -> dict[int, float]:
+    """Recall of each class id on the overall slice (empty for a binary task)."""
+    summary = _summary(evaluation_uri)
+    if summary is not None:
+        return {int(c): float(r) for c, r in summary[_RECALL].items()}
+    return _tfma_per_class_recall(evaluation_uri)
+
+
+def write_summary(evaluation_uri: str) -> None:
+    """Writes the JSON summary of a TFMA output folder, from TFMA's own files."""
+    candidate, baseline = _tfma_overall_metrics(evaluation_uri)
+    recall = _tfma_per_class_recall(evaluation_uri)
+    body = {
+        _CANDIDATE: candidate,
+        _BASELINE: baseline,
+        _RECALL: {str(c): r for c, r in recall.items()},
+    }
+    storage.write_bytes(
+        storage.join(evaluation_uri, contracts.METRICS_SUMMARY_FILE),
+        (json.dumps(body, indent=2, sort_keys=True) + "\n").encode(),
+    )
+
+
+def _tfma_overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
+    import tensorflow_model_analysis as tfma
+
     candidate: dict[str, float] = {}
     baseline: dict[str, float] = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
@@ -20,12 +74,13 @@ def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, fl
     return candidate, baseline
 
 
-def per_class_recall(evaluation_uri: str) -> dict[int, float]:
-    """Recall of each class id on the overall slice, from TFMA's multiclass confusion matrix.
+def _tfma_per_class_recall(evaluation_uri: str) -> dict[int, float]:
+    """Recall by class id from TFMA's multiclass confusion matrix; empty without one.
 
-    Empty when the evaluation has no such plot (a binary task). The matrix
-    at threshold 0 counts each example under its top-1 prediction.
+    The matrix at threshold 0 counts each example under its top-1 prediction.
     """
+    import tensorflow_model_analysis as tfma
+
     for per_slice in tfma.load_plots(evaluation_uri):
         if per_slice.slice_key.single_slice_keys:
             continue

@@ -11,8 +11,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from components import storage
 from components.errors import UserError
-from components.registry import files
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1
@@ -27,8 +27,10 @@ class ManifestError(UserError, ValueError):
 def file_hashes(version_dir: str) -> dict[str, dict[str, Any]]:
     """sha256 and size of every file of a version except the manifest itself."""
     return {
-        rel: dict(zip(("sha256", "size"), files.sha256(files.join(version_dir, rel)), strict=True))
-        for rel in files.relative_files(version_dir)
+        rel: dict(
+            zip(("sha256", "size"), storage.sha256(storage.join(version_dir, rel)), strict=True)
+        )
+        for rel in storage.relative_files(version_dir)
         if rel != MANIFEST_FILE
     }
 
@@ -36,8 +38,8 @@ def file_hashes(version_dir: str) -> dict[str, dict[str, Any]]:
 def _file_sizes(version_dir: str) -> dict[str, dict[str, Any]]:
     """Size of every file of a version except the manifest, from file metadata alone."""
     return {
-        rel: {"size": files.size(files.join(version_dir, rel))}
-        for rel in files.relative_files(version_dir)
+        rel: {"size": storage.size(storage.join(version_dir, rel))}
+        for rel in storage.relative_files(version_dir)
         if rel != MANIFEST_FILE
     }
 
@@ -53,11 +55,11 @@ def read(version_dir: str) -> dict[str, Any]:
         ManifestError: No manifest (an incomplete version), bad JSON, or
             missing keys; the message names the file.
     """
-    path = files.join(version_dir, MANIFEST_FILE)
+    path = storage.join(version_dir, MANIFEST_FILE)
     try:
-        raw = files.read_bytes(path)
+        raw = storage.read_bytes(path)
     except Exception as e:  # tf.errors.NotFoundError and friends, per scheme
-        if not files.exists(path):
+        if not storage.exists(path):
             raise ManifestError(f"{path}: no manifest, the version is incomplete") from e
         raise ManifestError(f"{path}: cannot read: {e}") from e
     try:

@@ -36,8 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components import storage
 from components.errors import UserError
-from components.registry import files, manifest
+from components.registry import manifest
 
 SAVED_MODEL_FILE = "saved_model.pb"
 LABELS_FILE = "labels.json"
@@ -103,7 +104,7 @@ def _model_files(source_dir: str) -> list[str]:
 
     So a published version can itself be the source of a new one (republish).
     """
-    return [rel for rel in files.relative_files(source_dir) if rel != manifest.MANIFEST_FILE]
+    return [rel for rel in storage.relative_files(source_dir) if rel != manifest.MANIFEST_FILE]
 
 
 def _is_version(value: object) -> bool:
@@ -134,25 +135,27 @@ class Registry:
         if not model_name or "/" in model_name or model_name.startswith("."):
             raise RegistryError(f"model name must be a plain folder name, got {model_name!r}")
         try:
-            files.check_scheme(uri)
+            storage.check_scheme(uri)
         except ValueError as e:
             raise RegistryError(str(e)) from e
         self.uri = uri.rstrip("/") or uri
         self.model_name = model_name
-        self.model_dir = files.join(self.uri, model_name)
-        self.atomic_rename = files.is_local(uri) if atomic_rename is None else atomic_rename
+        self.model_dir = storage.join(self.uri, model_name)
+        self.atomic_rename = storage.is_local(uri) if atomic_rename is None else atomic_rename
 
     # Reading.
 
     def versions(self) -> list[Version]:
         """Every numeric version folder, oldest first."""
         found = []
-        for name in files.children(self.model_dir):
+        for name in storage.children(self.model_dir):
             number = _version_number(name)
             if number is not None:
-                path = files.join(self.model_dir, name)
+                path = storage.join(self.model_dir, name)
                 found.append(
-                    Version(number, path, files.exists(files.join(path, manifest.MANIFEST_FILE)))
+                    Version(
+                        number, path, storage.exists(storage.join(path, manifest.MANIFEST_FILE))
+                    )
                 )
         return sorted(found, key=lambda v: v.number)
 
@@ -251,12 +254,12 @@ class Registry:
                 be claimed.
         """
         extras = dict(extra_files or {})
-        if not files.exists(files.join(source_dir, SAVED_MODEL_FILE)):
+        if not storage.exists(storage.join(source_dir, SAVED_MODEL_FILE)):
             raise RegistryError(f"{source_dir}: no {SAVED_MODEL_FILE}, not a SavedModel")
         clash = sorted(set(extras) & set(_model_files(source_dir)))
         if clash:
             raise RegistryError(f"{source_dir}: already has {clash}, refusing to replace them")
-        files.makedirs(self.model_dir)
+        storage.makedirs(self.model_dir)
         if self.atomic_rename:
             return self._publish_by_rename(source_dir, metadata, extras)
         return self._publish_in_place(source_dir, metadata, extras)
@@ -269,11 +272,11 @@ class Registry:
         overwrite: bool = True,
     ) -> None:
         """Copies the model and extras, `saved_model.pb` last."""
-        ordered = [(rel, files.join(source_dir, rel)) for rel in _model_files(source_dir)]
+        ordered = [(rel, storage.join(source_dir, rel)) for rel in _model_files(source_dir)]
         ordered += sorted(extras.items())
         ordered.sort(key=lambda item: item[0] == SAVED_MODEL_FILE)
         for rel, source in ordered:
-            files.copy_file(source, files.join(target_dir, *rel.split("/")), overwrite)
+            storage.copy_file(source, storage.join(target_dir, *rel.split("/")), overwrite)
 
     def _manifest_bytes(
         self, version_dir: str, number: int, metadata: Mapping[str, Any], hashes: Any = None
@@ -290,7 +293,7 @@ class Registry:
 
     def _next_number(self) -> int:
         taken = [v.number for v in self.versions()]
-        for name in files.children(files.join(self.model_dir, CLAIMS_DIR)):
+        for name in storage.children(storage.join(self.model_dir, CLAIMS_DIR)):
             number = _version_number(name.split(".", 1)[0])
             if number is not None:
                 taken.append(number)
@@ -299,17 +302,17 @@ class Registry:
     def _publish_by_rename(
         self, source_dir: str, metadata: Mapping[str, Any], extras: Mapping[str, str]
     ) -> Version:
-        staging = files.join(self.model_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+        staging = storage.join(self.model_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
         try:
             self._copy_model(source_dir, staging, extras)
             hashes = manifest.file_hashes(staging)
             for _ in range(_PUBLISH_ATTEMPTS):
                 number = self._next_number()
-                files.write_bytes(
-                    files.join(staging, manifest.MANIFEST_FILE),
+                storage.write_bytes(
+                    storage.join(staging, manifest.MANIFEST_FILE),
                     self._manifest_bytes(staging, number, metadata, hashes),
                 )
-                target = files.join(self.model_dir, str(number))
+                target = storage.join(self.model_dir, str(number))
                 try:
                     # os.rename, not gfile: it fails with ENOTEMPTY/EEXIST when
                     # another push took `number` first, where a check-then-rename
@@ -325,16 +328,18 @@ class Registry:
                 f"({_PUBLISH_ATTEMPTS} attempts)"
             )
         finally:
-            files.remove_tree(staging)
+            storage.remove_tree(staging)
 
     def _claim(self) -> int:
-        claims = files.join(self.model_dir, CLAIMS_DIR)
+        claims = storage.join(self.model_dir, CLAIMS_DIR)
         for _ in range(_PUBLISH_ATTEMPTS):
             number = self._next_number()
             mine = f"{number}.{uuid.uuid4().hex}"
-            files.write_bytes(files.join(claims, mine), _now().encode())
-            rivals = [n for n in files.children(claims) if n.startswith(f"{number}.") and n != mine]
-            if not rivals and not files.exists(files.join(self.model_dir, str(number))):
+            storage.write_bytes(storage.join(claims, mine), _now().encode())
+            rivals = [
+                n for n in storage.children(claims) if n.startswith(f"{number}.") and n != mine
+            ]
+            if not rivals and not storage.exists(storage.join(self.model_dir, str(number))):
                 return number
             # Losing claims stay: they push the next number past this one.
             time.sleep(random.uniform(0.05, 0.5))
@@ -349,21 +354,21 @@ class Registry:
         # the bucket would bless whatever happened to be there.
         hashes = manifest.file_hashes(source_dir)
         for rel, path in extras.items():
-            hashes[rel] = dict(zip(("sha256", "size"), files.sha256(path), strict=True))
+            hashes[rel] = dict(zip(("sha256", "size"), storage.sha256(path), strict=True))
         number = self._claim()
-        target = files.join(self.model_dir, str(number))
+        target = storage.join(self.model_dir, str(number))
         try:
             self._copy_model(source_dir, target, extras, overwrite=False)
-            files.write_bytes(
-                files.join(target, manifest.MANIFEST_FILE),
+            storage.write_bytes(
+                storage.join(target, manifest.MANIFEST_FILE),
                 self._manifest_bytes(target, number, metadata, hashes),
             )
         except BaseException:
             # saved_model.pb first: without it TF Serving cannot load the rest.
             with contextlib.suppress(Exception):
-                files.remove(files.join(target, SAVED_MODEL_FILE))
+                storage.remove(storage.join(target, SAVED_MODEL_FILE))
             with contextlib.suppress(Exception):
-                files.remove_tree(target)
+                storage.remove_tree(target)
             raise
         return Version(number, target, True)
 
@@ -397,7 +402,7 @@ class Registry:
         labels = self._read_json(LABELS_FILE, {})
         if not isinstance(labels, dict) or not all(_is_version(v) for v in labels.values()):
             raise RegistryError(
-                f"{files.join(self.model_dir, LABELS_FILE)}: expected an object of label -> "
+                f"{storage.join(self.model_dir, LABELS_FILE)}: expected an object of label -> "
                 "version number"
             )
         return labels
@@ -442,7 +447,7 @@ class Registry:
         served = self._read_json(SERVED_FILE, [])
         if not isinstance(served, list) or not all(_is_version(v) for v in served):
             raise RegistryError(
-                f"{files.join(self.model_dir, SERVED_FILE)}: expected a list of version numbers"
+                f"{storage.join(self.model_dir, SERVED_FILE)}: expected a list of version numbers"
             )
         return served
 
@@ -456,11 +461,11 @@ class Registry:
         Raises:
             RegistryError: The file is not valid JSON.
         """
-        path = files.join(self.model_dir, name)
-        if not files.exists(path):
+        path = storage.join(self.model_dir, name)
+        if not storage.exists(path):
             return missing
         try:
-            return json.loads(files.read_bytes(path))
+            return json.loads(storage.read_bytes(path))
         except json.JSONDecodeError as e:
             raise RegistryError(f"{path}: not valid JSON: {e}") from e
 
@@ -468,14 +473,14 @@ class Registry:
         self._write_json(LABELS_FILE, dict(sorted(labels.items())))
 
     def _write_json(self, name: str, value: Any) -> None:
-        path = files.join(self.model_dir, name)
+        path = storage.join(self.model_dir, name)
         data = (json.dumps(value, indent=2) + "\n").encode()
         if self.atomic_rename:
             temp = f"{path}.{uuid.uuid4().hex}.tmp"
-            files.write_bytes(temp, data)
+            storage.write_bytes(temp, data)
             os.replace(temp, path)
         else:
-            files.write_bytes(path, data)  # one object write is atomic
+            storage.write_bytes(path, data)  # one object write is atomic
 
     # Retention.
 
@@ -503,27 +508,27 @@ class Registry:
             if v.complete and v.number not in kept:
                 # Manifest first: an interrupted delete leaves an incomplete
                 # version, never one that looks complete but lacks files.
-                files.remove(files.join(v.path, manifest.MANIFEST_FILE))
-                files.remove_tree(v.path)
+                storage.remove(storage.join(v.path, manifest.MANIFEST_FILE))
+                storage.remove_tree(v.path)
                 deleted.append(v.number)
             elif not v.complete and v.number not in labelled and self._stale(v.path, now):
-                files.remove_tree(v.path)
+                storage.remove_tree(v.path)
                 deleted.append(v.number)
-        for name in files.children(self.model_dir):
-            path = files.join(self.model_dir, name)
+        for name in storage.children(self.model_dir):
+            path = storage.join(self.model_dir, name)
             if name.startswith(STAGING_PREFIX) and self._stale(path, now):
-                files.remove_tree(path)
+                storage.remove_tree(path)
         # Claims of deleted versions go, except at the top: the highest claim
         # is what keeps a number from being handed out twice.
-        claims = files.join(self.model_dir, CLAIMS_DIR)
+        claims = storage.join(self.model_dir, CLAIMS_DIR)
         newest = max((v.number for v in versions), default=0)
-        for name in files.children(claims):
+        for name in storage.children(claims):
             number = _version_number(name.split(".", 1)[0])
             if number is not None and number in deleted and number < newest:
-                files.remove(files.join(claims, name))
+                storage.remove(storage.join(claims, name))
         return deleted
 
     @staticmethod
     def _stale(path: str, now: float) -> bool:
-        changed = files.mtime(path)
+        changed = storage.mtime(path)
         return changed is not None and now - changed > STALE_AFTER_SECONDS

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from components import environment
+from components import environment, process
 from components.training.cluster import TF_CONFIG, worker_cluster
 from components.training.manifests import EXPECTED_GPUS_ENV
 
@@ -130,4 +130,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    process.run_and_exit(main)

@@ -7,7 +7,8 @@ exit codes; each group is one module of this package, with its handlers:
 - `kubeflow`: compile, image, submit, schedule (Kubeflow Pipelines);
 - `registry`: registry list|show|verify|label|rollback|prune;
 - `serving`: predict, loadtest (a model behind TF Serving);
-- `lineage`: lineage model|examples|runs (ML Metadata).
+- `lineage`: lineage model|examples|runs (ML Metadata);
+- `completion`: a static shell completion script.
 
 Building the parser imports no TensorFlow or TFX: each handler imports what
 it needs when it runs, so `--help` and typos answer at once.
@@ -28,10 +29,10 @@ from pathlib import Path
 from components import environment
 from components.errors import UserError
 from pipeline import logs
-from pipeline.cli import kubeflow, lineage, registry, run, serving
+from pipeline.cli import completion, kubeflow, lineage, registry, run, serving
 
 DISTRIBUTION = "mlops-pipeline"
-GROUPS = (run, kubeflow, registry, serving, lineage)
+GROUPS = (run, kubeflow, registry, serving, lineage, completion)
 EXAMPLES = """\
 examples:
   %(prog)s init --data data/penguins --label species --output penguins.yaml
@@ -40,10 +41,25 @@ examples:
   %(prog)s predict --endpoint http://localhost:8501 --label stable --csv rows.csv
   %(prog)s lineage model latest
   %(prog)s submit --wait        # compile, upload and run on Kubeflow
+  %(prog)s registry list -o json
+  %(prog)s completion bash > ~/.local/share/bash-completion/completions/mlops
 
 `%(prog)s COMMAND --help` shows a command's options. Commands that take
 --config read $PIPELINE_CONFIG when it is set and --config is not given.
 """
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps each command's description on its line, `completion`'s too.
+
+    argparse measures the command names at their group's indent, two columns
+    short of where it prints them, so the longest name got a line of its own.
+    """
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            self._action_max_length += 2
 
 
 def _prog() -> str:
@@ -70,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A TFX pipeline from your CSV files to a model TF Serving serves, "
         "run locally or on Kubeflow Pipelines.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {_version()} ({DISTRIBUTION})"

@@ -67,12 +67,26 @@ def register(commands: Commands) -> None:
             )
             sub.add_argument("--timeout", type=float, default=4 * 3600, help="--wait limit, s")
             sub.add_argument("--poll", type=float, default=15, help="--wait poll interval, s")
+            common.add_output_arg(sub)
             sub.set_defaults(handler=_submit)
         else:
             sub.add_argument("--cron", help="KFP cron, 6 fields, seconds first: '0 0 2 * * *'")
             sub.add_argument("--name", help="recurring run name (default: <pipeline>-recurring)")
+            sub.add_argument(
+                "--max-concurrency",
+                type=common.at_least_one,
+                default=1,
+                help="runs of it at once (default: 1, a late run is never overlapped)",
+            )
+            sub.add_argument(
+                "--catchup",
+                action="store_true",
+                help="start the runs missed while it was disabled or down "
+                "(default: only the next one)",
+            )
             mode = sub.add_mutually_exclusive_group()
             mode.add_argument("--disable", action="store_true", help="disable it")
+            mode.add_argument("--enable", action="store_true", help="enable it again")
             mode.add_argument("--delete", action="store_true", help="delete it")
             sub.set_defaults(handler=_schedule)
 
@@ -123,7 +137,7 @@ def _package(args: argparse.Namespace, config: PipelineConfig) -> tuple[Path, st
             raise common.UsageError(f"--package {path}: no such file")
         return path, (args.image or image_reference(config)).rsplit(":", 1)[-1]
     path, image = _compile_with_image(args, config, PACKAGE)
-    print(f"compiled with image {image}: {path}")
+    common.say(args, f"compiled with image {image}: {path}")
     return path, image.rsplit(":", 1)[-1]
 
 
@@ -134,7 +148,7 @@ def _kubeflow_session(args: argparse.Namespace) -> tuple[PipelineConfig, Connect
     config = common.load_config(args)
     logs.configure(LOG_FILE, args.verbose)
     conn = kfp_client.connection(config)
-    print(f"KFP {conn.endpoint} namespace {conn.namespace} (token: {conn.token_source})")
+    common.say(args, f"KFP {conn.endpoint} namespace {conn.namespace} (token: {conn.token_source})")
     return config, conn, kfp_client.make_client(conn)
 
 
@@ -150,14 +164,32 @@ def _submit(args: argparse.Namespace) -> int:
     submitted = kfp_client.submit(
         client, config, package, revision, parameters, experiment, run_name, conn.namespace
     )
-    print(
+    common.say(
+        args,
         f"run {run_name} ({submitted.run_id}) in experiment {experiment}: pipeline "
         f"{config.run.pipeline_name} version {submitted.version_id}, root "
-        f"{config.run.pipeline_root}, parameters {json.dumps(parameters, sort_keys=True)}"
+        f"{config.run.pipeline_root}, parameters {json.dumps(parameters, sort_keys=True)}",
     )
-    print(f"details: {submitted.url}")
+    common.say(args, f"details: {submitted.url}")
+    state = None
     if args.wait:
-        kfp_client.wait(client, submitted.run_id, args.timeout, args.poll)
+        state = kfp_client.wait(
+            client, submitted.run_id, args.timeout, args.poll, report=lambda t: common.say(args, t)
+        )
+    if common.wants_json(args):
+        common.print_json(
+            {
+                "run_id": submitted.run_id,
+                "run_name": run_name,
+                "experiment": experiment,
+                "pipeline": config.run.pipeline_name,
+                "version_id": submitted.version_id,
+                "pipeline_root": config.run.pipeline_root,
+                "parameters": parameters,
+                "url": submitted.url,
+                "state": state,
+            }
+        )
     return 0
 
 
@@ -166,7 +198,7 @@ def _schedule(args: argparse.Namespace) -> int:
     from pipeline.kubeflow import client as kfp_client
     from pipeline.kubeflow.cron import check_cron
 
-    if not (args.cron or args.disable or args.delete):
+    if not (args.cron or args.disable or args.enable or args.delete):
         raise common.UsageError("--cron is required to create or update a recurring run")
     cron = check_cron(args.cron) if args.cron else ""
     config, conn, client = _kubeflow_session(args)
@@ -177,11 +209,14 @@ def _schedule(args: argparse.Namespace) -> int:
         result = kfp_client.delete_schedule(client, eid, name)
     elif args.disable:
         result = kfp_client.disable_schedule(client, eid, name, experiment)
+    elif args.enable:
+        result = kfp_client.enable_schedule(client, eid, name, experiment)
     else:
         package, revision = _package(args, config)
         parameters = definition.runtime_parameter_defaults(config)
+        trigger = kfp_client.Trigger(cron, args.max_concurrency, args.catchup)
         result = kfp_client.apply_schedule(
-            client, config, eid, name, package, revision, parameters, cron
+            client, config, eid, name, package, revision, parameters, trigger
         )
     what = f" ({result.recurring_run_id})" if result.recurring_run_id else ""
     when = f", cron {cron!r}" if result.action in ("created", "replaced", "unchanged") else ""

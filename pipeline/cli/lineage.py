@@ -8,7 +8,6 @@ renderings (tree, JSON, Graphviz dot, Mermaid) `pipeline.lineage.render`'s.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,8 @@ if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
     from pipeline.lineage.queries import Lineage
 
-FORMATS = ("tree", "json", "dot", "mermaid")
+# `text` is the tree; `tree` and `--format` stay accepted for older scripts.
+GRAPH_FORMATS = ("dot", "mermaid")
 
 
 def register(commands: Commands) -> None:
@@ -39,18 +39,28 @@ def register(commands: Commands) -> None:
         default="latest",
         help="registry version, latest, or id:<ML Metadata id of a Model> (default: latest)",
     )
-    model.add_argument("--format", choices=FORMATS, default="tree")
-    model.add_argument("--json", action="store_true", help="same as --format json")
+    model.add_argument(
+        "-o",
+        "--output",
+        "--format",
+        dest="output_format",
+        choices=(common.TEXT, common.JSON, *GRAPH_FORMATS, "tree"),
+        default=common.TEXT,
+        help="text: a tree (default); json for scripts (docs/cli.md); dot or mermaid: a graph",
+    )
+    model.add_argument("--json", action="store_true", help="same as -o json")
     model.set_defaults(handler=_model)
 
     examples = sub.add_parser("examples", help="the models trained on some examples (downstream)")
     examples.add_argument("examples", help="ML Metadata id or URI of an Examples artifact")
-    examples.add_argument("--json", action="store_true")
     examples.set_defaults(handler=_examples)
 
     runs = sub.add_parser("runs", help="the pipeline's runs: status, start, end, pushes")
-    runs.add_argument("--json", action="store_true")
     runs.set_defaults(handler=_runs)
+
+    for parser in (examples, runs):
+        common.add_output_arg(parser)
+        parser.add_argument("--json", action="store_true", help="same as -o json")
 
     for parser in (model, examples, runs):
         common.add_config_args(parser, config_lib.DEFAULT_CONFIG)
@@ -63,9 +73,10 @@ def _lineage(args: argparse.Namespace) -> tuple[PipelineConfig, Lineage]:
     return config, open_lineage(config.metadata)
 
 
-def _print(value: Any, fmt: str, tree: Callable[[Any], str]) -> None:
-    if fmt == "json":
-        print(json.dumps(value, indent=2, sort_keys=True))
+def _print(args: argparse.Namespace, key: str, value: Any, tree: Callable[[Any], str]) -> None:
+    if args.json or common.wants_json(args):
+        # An answer that is an object is printed as it is, with its format number.
+        common.print_json(value if isinstance(value, dict) else {key: value})
     else:
         print(tree(value))
 
@@ -76,12 +87,12 @@ def _model(args: argparse.Namespace) -> int:
     config, lineage = _lineage(args)
     model = lineage.resolve_model(args.model, config.serving_model_dir)
     result = lineage.model(model)
-    if args.format == "dot":
+    if args.output_format == "dot":
         print(render.model_dot(result))
-    elif args.format == "mermaid":
+    elif args.output_format == "mermaid":
         print(render.model_mermaid(result))
     else:
-        _print(result, "json" if args.json else args.format, render.model_tree)
+        _print(args, "model", result, render.model_tree)
     return 0
 
 
@@ -90,7 +101,7 @@ def _examples(args: argparse.Namespace) -> int:
 
     _, lineage = _lineage(args)
     result = lineage.examples(lineage.resolve_examples(args.examples))
-    _print(result, "json" if args.json else "tree", render.examples_tree)
+    _print(args, "examples", result, render.examples_tree)
     return 0
 
 
@@ -99,8 +110,8 @@ def _runs(args: argparse.Namespace) -> int:
 
     config, lineage = _lineage(args)
     runs = lineage.runs(config.run.pipeline_name)
-    if not runs and not args.json:
+    if not runs and not (args.json or common.wants_json(args)):
         print(f"no runs of pipeline {config.run.pipeline_name!r} in ML Metadata")
         return 0
-    _print(runs, "json" if args.json else "tree", render.runs_table)
+    _print(args, "runs", runs, render.runs_table)
     return 0

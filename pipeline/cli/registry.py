@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline import config as config_lib
 from pipeline.cli import common
@@ -29,7 +29,7 @@ _T = TypeVar("_T")
 
 
 def _registry(config: PipelineConfig) -> Registry:
-    # The registry reads and writes through tf.io.gfile: TensorFlow loads here.
+    # Local registries need no TensorFlow; object stores load it (tf.io.gfile).
     from components.registry.store import Registry
 
     return Registry(config.registry.uri, config.registry.model_name)
@@ -42,53 +42,74 @@ def _labels_by_version(labels: dict[str, int]) -> dict[int, list[str]]:
     return by_version
 
 
-def _row(registry: Registry, version: Version, labels: list[str]) -> tuple[str, list[str]]:
-    """One line of `list`, and the damage it flags (what check_sizes finds, no hashing)."""
+def _describe(registry: Registry, version: Version, labels: list[str]) -> dict[str, Any]:
+    """What `list` shows of one version, and the damage it sees (check_sizes: no hashing)."""
     from components.registry.store import RegistryError
 
-    created = run = metric = ""
-    status = "incomplete"
-    problems: list[str] = []
-    if version.complete:
-        status = "ok"
-        try:
-            m = registry.manifest(version.number)
-        except RegistryError as e:
-            status = "bad manifest"
-            problems = [str(e)]
-        else:
-            created = str(m.get("created", ""))
-            run = str((m.get("pipeline") or {}).get("run_id") or "")
-            evaluation = m.get("evaluation") or {}
-            # The metric the blessing gated on; manifests before it was recorded: AUC.
-            name = (evaluation.get("thresholds") or {}).get("metric") or "auc"
-            value = (evaluation.get("metrics") or {}).get(name)
-            metric = f"{name} {value:.4f}" if isinstance(value, float) else ""
-            problems = registry.check_sizes(version.number)
-            if problems:
-                count = len(problems)
-                status = f"damaged: {count} problem{'s' if count > 1 else ''}"
-            elif m.get("republished_from"):
-                status = f"ok (copy of {m['republished_from']})"
-    labelled = ",".join(labels)
-    row = f"{version.number:>7}  {status:<20} {labelled:<14} {metric:<16} {created:<26} {run}"
-    return row, problems
+    entry: dict[str, Any] = {
+        "version": version.number,
+        "status": "incomplete",
+        "labels": labels,
+        "metric": None,
+        "created": None,
+        "run_id": None,
+        "republished_from": None,
+        "problems": [],
+    }
+    if not version.complete:
+        return entry
+    entry["status"] = "ok"
+    try:
+        m = registry.manifest(version.number)
+    except RegistryError as e:
+        return {**entry, "status": "bad manifest", "problems": [str(e)]}
+    evaluation = m.get("evaluation") or {}
+    # The metric the blessing gated on; manifests before it was recorded: AUC.
+    name = (evaluation.get("thresholds") or {}).get("metric") or "auc"
+    value = (evaluation.get("metrics") or {}).get(name)
+    problems = registry.check_sizes(version.number)
+    return {
+        **entry,
+        "status": "damaged" if problems else "ok",
+        "metric": {"name": name, "value": value} if isinstance(value, float) else None,
+        "created": m.get("created"),
+        "run_id": (m.get("pipeline") or {}).get("run_id"),
+        "republished_from": m.get("republished_from"),
+        "problems": problems,
+    }
+
+
+def _row(entry: dict[str, Any]) -> str:
+    """One line of `list`."""
+    status = entry["status"]
+    count = len(entry["problems"])
+    if status == "damaged":
+        status = f"damaged: {count} problem{'s' if count > 1 else ''}"
+    elif status == "ok" and entry["republished_from"]:
+        status = f"ok (copy of {entry['republished_from']})"
+    metric = entry["metric"]
+    shown = f"{metric['name']} {metric['value']:.4f}" if metric else ""
+    labelled = ",".join(entry["labels"])
+    created, run = entry["created"] or "", entry["run_id"] or ""
+    return f"{entry['version']:>7}  {status:<20} {labelled:<14} {shown:<16} {created:<26} {run}"
 
 
 def _list(args: argparse.Namespace) -> int:
     registry = _registry(common.load_config(args))
-    versions = registry.versions()
-    if not versions:
+    by_version = _labels_by_version(registry.labels())
+    entries = [_describe(registry, v, by_version.get(v.number, [])) for v in registry.versions()]
+    if common.wants_json(args):
+        common.print_json({"model_dir": registry.model_dir, "versions": entries})
+        return 0
+    if not entries:
         print(f"{registry.model_dir}: no versions")
         return 0
-    by_version = _labels_by_version(registry.labels())
     print(f"{registry.model_dir}")
     print(f"{'VERSION':>7}  {'STATUS':<20} {'LABELS':<14} {'METRIC':<16} {'CREATED':<26} RUN")
     damage = []
-    for version in versions:
-        row, problems = _row(registry, version, by_version.get(version.number, []))
-        print(row)
-        damage += [f"  version {version.number}: {problem}" for problem in problems]
+    for entry in entries:
+        print(_row(entry))
+        damage += [f"  version {entry['version']}: {problem}" for problem in entry["problems"]]
     if damage:
         # Sizes only: say so, since an altered byte of the same size shows only to verify.
         print("damage seen from file presence and sizes (`registry verify` also checks sha256):")
@@ -102,6 +123,9 @@ def _show(args: argparse.Namespace) -> int:
     manifest = registry.manifest(version.number)
     if not args.files:
         manifest["files"] = f"{len(manifest['files'])} files (--files to list them)"
+    if common.wants_json(args):
+        common.print_json({"path": version.path, "manifest": manifest})
+        return 0
     print(f"{version.path}")
     print(json.dumps(manifest, indent=2, sort_keys=True))
     return 0
@@ -117,18 +141,24 @@ def _verify(args: argparse.Namespace) -> int:
             raise RegistryError(f"{registry.model_dir}: no versions to verify")
     else:
         versions = [registry.resolve(ref) for ref in (args.versions or ["latest"])]
-    failed = 0
+    results: list[dict[str, Any]] = []
     for version in versions:
         problems = registry.verify(version.number)
-        if problems:
-            failed += 1
-            print(f"version {version.number}: FAILED ({len(problems)} problems)")
-            for problem in problems:
+        files = 0 if problems else len(registry.manifest(version.number)["files"])
+        results.append(
+            {"version": version.number, "ok": not problems, "files": files, "problems": problems}
+        )
+    if common.wants_json(args):
+        common.print_json({"model_dir": registry.model_dir, "versions": results})
+        return 1 if any(not r["ok"] for r in results) else 0
+    for result in results:
+        if result["problems"]:
+            print(f"version {result['version']}: FAILED ({len(result['problems'])} problems)")
+            for problem in result["problems"]:
                 print(f"  {problem}")
         else:
-            files = len(registry.manifest(version.number)["files"])
-            print(f"version {version.number}: ok ({files} files match their sha256)")
-    return 1 if failed else 0
+            print(f"version {result['version']}: ok ({result['files']} files match their sha256)")
+    return 1 if any(not r["ok"] for r in results) else 0
 
 
 def _served_versions(registry: Registry, path: str | None) -> set[int]:
@@ -336,3 +366,5 @@ def register(commands: Commands) -> None:
 
     for parser in (list_, show, verify, label, rollback, prune):
         common.add_config_args(parser, config_lib.DEFAULT_CONFIG)
+    for parser in (list_, show, verify):
+        common.add_output_arg(parser)

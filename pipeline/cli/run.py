@@ -9,6 +9,7 @@ ends with what the run decided: the metrics, the blessing and the push.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -39,8 +40,32 @@ def register(commands: Commands) -> None:
     Args:
         commands: The CLI's subcommands; each command sets `handler`.
     """
-    run = commands.add_parser("run", help="run the whole pipeline locally")
+    run = commands.add_parser(
+        "run",
+        help="run the whole pipeline locally, or a compiled pipeline.yaml as KFP would",
+        description="Runs the pipeline with TFX's local runner. With --compiled, runs a "
+        "file `compile` wrote instead, task by task, the way the KFP v2 launcher does: "
+        "each task's container command with its ExecutorInput, ML Metadata in KFP's "
+        "records (into metadata.sqlite_path). No containers: the commands run here.",
+    )
     common.add_config_args(run, config_lib.DEFAULT_CONFIG)
+    common.add_output_arg(run)
+    compiled = run.add_argument_group("a compiled pipeline (--compiled)")
+    compiled.add_argument(
+        "--compiled", metavar="FILE", help="a PipelineSpec YAML that `compile` wrote"
+    )
+    compiled.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a run parameter, as in the KFP UI, e.g. --param train_steps=200 (repeatable)",
+    )
+    compiled.add_argument(
+        "--pipeline-root", help="the run's pipeline root (default: the file's default root)"
+    )
+    compiled.add_argument("--run-id", help="the run's id (default: a new UUID)")
     run.set_defaults(handler=_run)
 
     init = commands.add_parser(
@@ -70,7 +95,7 @@ def register(commands: Commands) -> None:
     infer.set_defaults(handler=_schema_infer)
 
 
-def _progress(total: int) -> Callable[[NodeResult], None]:
+def _progress(args: argparse.Namespace, total: int) -> Callable[[NodeResult], None]:
     """A progress callback printing `[ n/total] node state seconds` as each node ends."""
     count = 0
 
@@ -78,9 +103,8 @@ def _progress(total: int) -> Callable[[NodeResult], None]:
         nonlocal count
         count += 1
         state = {"COMPLETE": "done", "CACHED": "cached"}.get(result.state, result.state.lower())
-        print(
-            f"[{count:2d}/{total}] {result.node_id:<18} {state:<7} {result.seconds:7.1f}s",
-            flush=True,
+        common.say(
+            args, f"[{count:2d}/{total}] {result.node_id:<18} {state:<7} {result.seconds:7.1f}s"
         )
 
     return report
@@ -119,9 +143,52 @@ def _print_summary(summary: RunSummary, config: PipelineConfig) -> None:
         print("pushed: nothing (the model was not blessed)")
 
 
+def _summary_json(
+    summary: RunSummary, config: PipelineConfig, log_file: str, seconds: float
+) -> dict[str, object]:
+    """`run -o json`: what the run decided, the same facts as the text summary."""
+    pusher_cached = any(
+        n.node_id == contracts.PUSHER and n.state == "CACHED" for n in summary.nodes
+    )
+    return {
+        "status": "succeeded",
+        "pipeline": config.run.pipeline_name,
+        "task": config.model.task,
+        "gated_metric": config.evaluator.metric,
+        "nodes": [
+            {"id": n.node_id, "state": n.state, "seconds": round(n.seconds, 3)}
+            for n in summary.nodes
+        ],
+        "metrics": summary.metrics,
+        "class_recall": summary.class_recall,
+        "baseline_model_id": summary.baseline_model_id,
+        "baseline_metrics": summary.baseline_metrics,
+        "blessed": summary.blessed,
+        "reasons": summary.reasons,
+        "pushed": summary.pushed_uri,
+        "pushed_by_earlier_run": bool(summary.pushed_uri and pusher_cached),
+        "evaluation_uri": summary.evaluation_uri,
+        "log_file": log_file,
+        "seconds": round(seconds, 3),
+    }
+
+
 def _run(args: argparse.Namespace) -> int:
     from pipeline import preflight
 
+    if args.compiled:
+        return _run_compiled(args)
+    stray = [
+        flag
+        for flag, given in (
+            ("--param", args.params),
+            ("--pipeline-root", args.pipeline_root),
+            ("--run-id", args.run_id),
+        )
+        if given
+    ]
+    if stray:
+        raise common.UsageError(f"{', '.join(stray)}: only with --compiled FILE")
     config = common.load_config(args)
     preflight.check(config)
     # TFX takes seconds to import: only once the checks have passed.
@@ -135,20 +202,32 @@ def _run(args: argparse.Namespace) -> int:
     store = (
         metadata.sqlite_path if metadata.kind == "sqlite" else f"{metadata.kind}:{metadata.host}"
     )
-    print(
+    common.say(
+        args,
         f"pipeline {config.run.pipeline_name}: root {config.run.pipeline_root}, "
         f"metadata {store}, registry {config.serving_model_dir}",
-        flush=True,
     )
     started = time.monotonic()
+    # With -o json, stdout holds the one JSON object: whatever a library
+    # prints while the components run goes to stderr with the progress.
+    quiet_stdout = (
+        contextlib.redirect_stdout(sys.stderr)
+        if common.wants_json(args)
+        else contextlib.nullcontext()
+    )
     try:
-        summary = local.run(config, report=_progress(len(contracts.NODE_IDS)))
+        with quiet_stdout:
+            summary = local.run(config, report=_progress(args, len(contracts.NODE_IDS)))
     except local.PipelineInterrupted as stopped:
         print(
             f"interrupted at {stopped.node_id}; rerun resumes from the cache "
             f"(full log: {log_file})",
             file=sys.stderr,
         )
+        if common.wants_json(args):
+            common.print_json(
+                {"status": "interrupted", "node": stopped.node_id, "log_file": log_file}
+            )
         return 130
     except local.PipelineRunError as error:
         logging.error("run failed at %s", error.node_id, exc_info=error.__cause__)
@@ -157,9 +236,104 @@ def _run(args: argparse.Namespace) -> int:
             reason = preflight.find_undecodable(config.data.root) or reason
         print(f"FAILED at {error.node_id}: {reason}", file=sys.stderr)
         print(f"full log: {log_file}", file=sys.stderr)
+        if common.wants_json(args):
+            common.print_json(
+                {"status": "failed", "node": error.node_id, "reason": reason, "log_file": log_file}
+            )
         return 1
+    seconds = time.monotonic() - started
+    if common.wants_json(args):
+        common.print_json(_summary_json(summary, config, log_file, seconds))
+        return 0
     _print_summary(summary, config)
-    print(f"finished in {time.monotonic() - started:.1f}s; full log: {log_file}")
+    print(f"finished in {seconds:.1f}s; full log: {log_file}")
+    return 0
+
+
+def _run_compiled(args: argparse.Namespace) -> int:
+    """`run --compiled FILE`: every task of a compiled spec, as the KFP v2 launcher runs it."""
+    from pathlib import Path
+
+    from pipeline.kubeflow import local_launcher
+
+    config = common.load_config(args)
+    if config.metadata.kind != "sqlite":
+        raise common.UsageError(
+            f"run --compiled records into a SQLite store; metadata.kind is "
+            f"{config.metadata.kind!r} (set metadata.kind=sqlite)"
+        )
+    spec = local_launcher.load_spec(Path(args.compiled))
+    parameters = local_launcher.parse_parameters(spec, args.params)
+    work_dir = Path(config.run.pipeline_root)
+    launcher = local_launcher.LocalLauncher(
+        spec,
+        Path(config.metadata.sqlite_path),
+        work_dir,
+        pipeline_root=args.pipeline_root,
+    )
+    tasks = spec["root"]["dag"]["tasks"]
+    common.say(
+        args,
+        f"compiled pipeline {spec['pipelineInfo']['name']} ({args.compiled}): {len(tasks)} "
+        f"tasks, root {launcher.pipeline_root}, metadata {config.metadata.sqlite_path}",
+    )
+    count = 0
+
+    def report(task: local_launcher.TaskRecord) -> None:
+        nonlocal count
+        count += 1
+        common.say(args, f"[{count:2d}/{len(tasks)}] {task.name:<18} done    {task.seconds:7.1f}s")
+
+    started = time.monotonic()
+    try:
+        record = launcher.run(args.run_id, parameters, report=report)
+    except local_launcher.TaskFailed as failed:
+        last = failed.tail.strip().splitlines()[-1:] or ["no output"]
+        print(
+            f"FAILED at task {failed.task} (exit {failed.returncode}): {last[0]}",
+            file=sys.stderr,
+        )
+        print(f"task log: {failed.log}", file=sys.stderr)
+        if common.wants_json(args):
+            common.print_json({"status": "failed", "task": failed.task, "log": str(failed.log)})
+        return 1
+    pushed = [
+        str(artifact.custom_properties[contracts.PUSHED_DESTINATION].string_value)
+        for task in record.tasks.values()
+        for artifact in task.outputs.values()
+        if artifact.custom_properties[contracts.PUSHED].double_value == 1.0
+    ]
+    seconds = time.monotonic() - started
+    if common.wants_json(args):
+        common.print_json(
+            {
+                "status": "succeeded",
+                "run_id": record.run_id,
+                "pipeline": spec["pipelineInfo"]["name"],
+                "pipeline_root": launcher.pipeline_root,
+                "metadata": config.metadata.sqlite_path,
+                "tasks": [
+                    {
+                        "name": t.name,
+                        "execution_id": t.execution_id,
+                        "seconds": round(t.seconds, 3),
+                        "parameters": t.executor_input["inputs"].get("parameterValues", {}),
+                        "outputs": {
+                            key: {"id": a.id, "uri": a.uri} for key, a in t.outputs.items()
+                        },
+                    }
+                    for t in record.tasks.values()
+                ],
+                "pushed": pushed[0] if pushed else None,
+                "seconds": round(seconds, 3),
+            }
+        )
+        return 0
+    print(f"pushed: {pushed[0]}" if pushed else "pushed: nothing")
+    print(
+        f"run {record.run_id}: {len(record.tasks)} tasks in {seconds:.1f}s; task logs in "
+        f"{work_dir / 'logs'}"
+    )
     return 0
 
 

@@ -14,10 +14,11 @@ configuration (a UserError).
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from components.workload import MULTICLASS
 from pipeline import config as config_lib
@@ -27,16 +28,11 @@ if TYPE_CHECKING:
     from pipeline.cli.common import Commands
     from pipeline.config import PipelineConfig
     from pipeline.serving.client import PredictClient, Prediction
+    from pipeline.serving.loadtest import LoadTestResult
     from pipeline.serving.rows import Row
 
 DEFAULT_DURATION = 10.0
-
-
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, found {text}")
-    return value
+CSV = "csv"
 
 
 def _positive(text: str) -> float:
@@ -75,9 +71,11 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--version", type=int, help="ask for this model version")
     which.add_argument("--label", help="ask for this version label, e.g. stable or canary")
     parser.add_argument(
-        "--batch-size", type=_at_least_one, default=64, help="rows per request (default: 64)"
+        "--batch-size", type=common.at_least_one, default=64, help="rows per request (default: 64)"
     )
-    parser.add_argument("--limit", type=_at_least_one, help="use only the first N rows of the CSV")
+    parser.add_argument(
+        "--limit", type=common.at_least_one, help="use only the first N rows of the CSV"
+    )
     parser.add_argument(
         "--timeout",
         type=_positive,
@@ -102,6 +100,7 @@ def register(commands: Commands) -> None:
         default=0.5,
         help="binary models: the probability from which a row is called positive (default: 0.5)",
     )
+    common.add_output_arg(predict, CSV)
     predict.set_defaults(handler=_predict)
 
     loadtest = commands.add_parser(
@@ -111,7 +110,7 @@ def register(commands: Commands) -> None:
     _add_common_args(loadtest)
     loadtest.add_argument(
         "--concurrency",
-        type=_at_least_one,
+        type=common.at_least_one,
         default=4,
         help="workers, each with one request in flight (default: 4)",
     )
@@ -121,13 +120,16 @@ def register(commands: Commands) -> None:
         type=_positive,
         help=f"seconds to measure (default: {DEFAULT_DURATION:g})",
     )
-    length.add_argument("--requests", type=_at_least_one, help="measure this many requests instead")
+    length.add_argument(
+        "--requests", type=common.at_least_one, help="measure this many requests instead"
+    )
     loadtest.add_argument(
         "--warmup",
         type=_not_negative,
         default=0.0,
         help="seconds of requests before measuring, left out of the figures (default: 0)",
     )
+    common.add_output_arg(loadtest)
     loadtest.set_defaults(handler=_loadtest)
 
 
@@ -179,6 +181,48 @@ def _class_table(rows: Sequence[Row], predictions: Sequence[Prediction]) -> str:
     return f"top class {counts}"
 
 
+def _scored(
+    rows: Sequence[Row], predictions: Sequence[Prediction], threshold: float
+) -> list[dict[str, Any]]:
+    """Each row's answer: its number in the CSV, the probabilities, the predicted value."""
+    scored = []
+    for row, prediction in zip(rows, predictions, strict=True):
+        if prediction.classes:
+            entry = {
+                "row": row.number,
+                "predicted": prediction.top_class,
+                "probability": prediction.probability,
+                "probabilities": dict(
+                    zip(prediction.classes, prediction.probabilities, strict=True)
+                ),
+            }
+        else:
+            entry = {
+                "row": row.number,
+                "predicted": prediction.probability >= threshold,
+                "probability": prediction.probability,
+            }
+        scored.append(entry)
+    return scored
+
+
+def _write_csv(scored: list[dict[str, Any]]) -> None:
+    """`predict -o csv`: row, predicted, probability, then one column per class."""
+    classes = list(scored[0].get("probabilities", {})) if scored else []
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["row", "predicted", "probability", *classes])
+    for entry in scored:
+        predicted = entry["predicted"]
+        writer.writerow(
+            [
+                entry["row"],
+                int(predicted) if isinstance(predicted, bool) else predicted,
+                f"{entry['probability']:.6f}",
+                *(f"{entry['probabilities'][c]:.6f}" for c in classes),
+            ]
+        )
+
+
 def _predict(args: argparse.Namespace) -> int:
     from pipeline.serving.client import predict_in_batches
 
@@ -186,6 +230,23 @@ def _predict(args: argparse.Namespace) -> int:
     with client:
         predictions = predict_in_batches(client, rows, args.batch_size)
         where = f"{client.protocol} {client.target.endpoint}, {client.target.describe()}"
+    if args.output_format != common.TEXT:
+        scored = _scored(rows, predictions, args.threshold)
+        if args.output_format == CSV:
+            _write_csv(scored)
+            return 0
+        common.print_json(
+            {
+                "protocol": client.protocol,
+                "endpoint": client.target.endpoint,
+                "model": client.target.describe(),
+                "task": config.model.task,
+                "threshold": None if config.model.task == MULTICLASS else args.threshold,
+                "csv": args.csv,
+                "rows": scored,
+            }
+        )
+        return 0
     if config.model.task == MULTICLASS:
         tally = _class_table(rows, predictions)
     else:
@@ -193,6 +254,30 @@ def _predict(args: argparse.Namespace) -> int:
         tally = _binary_table(rows, predictions, label, args.threshold)
     print(f"{len(rows)} rows of {args.csv} scored by {where}: {tally}")
     return 0
+
+
+def _load_test_json(result: LoadTestResult) -> dict[str, Any]:
+    """`loadtest -o json`: the settings and the figures of the measured window."""
+    return {
+        "protocol": result.protocol,
+        "endpoint": result.endpoint,
+        "model": result.target,
+        "concurrency": result.concurrency,
+        "batch_size": result.batch_size,
+        "seconds": result.seconds,
+        "warmup_seconds": result.warmup_seconds,
+        "requests": result.requests,
+        "errors": result.errors,
+        "first_error": result.first_error,
+        "qps": result.qps,
+        "rows_per_second": result.rows_per_second,
+        "latency_ms": {
+            "p50": result.percentile(50),
+            "p95": result.percentile(95),
+            "p99": result.percentile(99),
+            "max": result.percentile(100),
+        },
+    }
 
 
 def _loadtest(args: argparse.Namespace) -> int:
@@ -210,7 +295,10 @@ def _loadtest(args: argparse.Namespace) -> int:
             requests=args.requests,
             warmup=args.warmup,
         )
-    print(format_result(result))
+    if common.wants_json(args):
+        common.print_json(_load_test_json(result))
+    else:
+        print(format_result(result))
     if result.errors:
         print(f"FAILED: {result.errors} of {result.requests} requests failed", file=sys.stderr)
         return 1

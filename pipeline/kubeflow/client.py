@@ -29,6 +29,11 @@ from pipeline.config import ConfigError, PipelineConfig
 # (kfp's ServiceAccountTokenVolumeCredentials reads the same variable).
 SA_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+# The endpoint variables, ours first; kfp's own client reads the second.
+ENDPOINT_ENVS = ("KFP_ENDPOINT", "KF_PIPELINES_ENDPOINT")
+# A 401 while following a run is retried once after this pause: the kubelet
+# may be rotating the projected token file at that moment.
+UNAUTHORIZED_RETRY_S = 2.0
 FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
 CONFIG_MARK = "config-sha256:"
 
@@ -71,46 +76,70 @@ class RunFailed(KubeflowError):
 
 @dataclass(frozen=True)
 class Connection:
-    """Where the KFP API is and how to authenticate."""
+    """Where the KFP API is and how to authenticate.
+
+    Attributes:
+        token: A bearer token from the environment, sent as it is.
+        token_path: The service-account token file; read again before each
+            request, since the kubelet rotates it (about hourly).
+        token_source: Where the credentials come from, for the log line.
+    """
 
     endpoint: str
     namespace: str
     token: str | None
     token_source: str
+    token_path: str | None = None
 
 
 def connection(config: PipelineConfig, env: Mapping[str, str] = os.environ) -> Connection:
-    """Endpoint, namespace and bearer token, from the environment or the config.
+    """Endpoint, namespace and credentials, from the environment or the config.
 
-    KFP_ENDPOINT and KFP_NAMESPACE override kubeflow.endpoint and
-    kubeflow.namespace. The token is the variable kubeflow.token_env names,
-    else the in-cluster service-account token file, else none.
+    KFP_ENDPOINT (or KF_PIPELINES_ENDPOINT, kfp's own variable) and
+    KFP_NAMESPACE override kubeflow.endpoint and kubeflow.namespace. The
+    credentials are the token in the variable kubeflow.token_env names, else
+    the in-cluster service-account token file, else none.
 
     Raises:
         ConfigError: No endpoint is configured.
     """
-    endpoint = env.get("KFP_ENDPOINT") or config.kubeflow.endpoint
+    endpoint = next((env[name] for name in ENDPOINT_ENVS if env.get(name)), None)
+    endpoint = endpoint or config.kubeflow.endpoint
     if not endpoint:
         raise ConfigError(
-            "no Kubeflow Pipelines endpoint: set kubeflow.endpoint or the KFP_ENDPOINT variable"
+            "no Kubeflow Pipelines endpoint: set kubeflow.endpoint or the "
+            f"{' or '.join(ENDPOINT_ENVS)} variable"
         )
     namespace = env.get("KFP_NAMESPACE") or config.kubeflow.namespace
     token = env.get(config.kubeflow.token_env) or None
-    source = f"${config.kubeflow.token_env}" if token else "none"
-    if token is None:
-        path = Path(env.get(SA_TOKEN_PATH_ENV, SA_TOKEN_PATH))
-        if path.is_file():
-            token = path.read_text().strip() or None
-            source = str(path) if token else "none"
-    return Connection(endpoint.rstrip("/"), namespace, token, source)
+    if token is not None:
+        return Connection(endpoint.rstrip("/"), namespace, token, f"${config.kubeflow.token_env}")
+    path = Path(env.get(SA_TOKEN_PATH_ENV, SA_TOKEN_PATH))
+    if path.is_file() and path.read_text().strip():
+        source = f"{path}, re-read before each request"
+        return Connection(endpoint.rstrip("/"), namespace, None, source, str(path))
+    return Connection(endpoint.rstrip("/"), namespace, None, "none")
 
 
 def make_client(conn: Connection) -> Any:
-    """A kfp.Client for `conn`; quiet (kfp prints links on stdout)."""
-    import kfp
+    """A kfp.Client for `conn`; quiet (kfp prints links on stdout).
 
+    A token file goes to kfp as ServiceAccountTokenVolumeCredentials, whose
+    hook reads the file before every request. Handing its content over as
+    `existing_token` would freeze it, and a `--wait` longer than the token's
+    lifetime would fail with 401 (kubeflow/pipelines#6883).
+    """
+    import kfp
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    credentials = ServiceAccountTokenVolumeCredentials(conn.token_path) if conn.token_path else None
     with contextlib.redirect_stdout(io.StringIO()):
-        return kfp.Client(host=conn.endpoint, namespace=conn.namespace, existing_token=conn.token)
+        return kfp.Client(
+            host=conn.endpoint,
+            namespace=conn.namespace,
+            existing_token=conn.token,
+            credentials=credentials,
+        )
 
 
 def _quiet(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -220,6 +249,18 @@ def failed_tasks(run: Any) -> list[str]:
 
 
 @_api_errors
+def _get_run(client: Any, run_id: str) -> Any:
+    """The run, asked again once after a 401 (a token file rotated mid-request)."""
+    try:
+        return client.get_run(run_id)
+    except ApiException as error:
+        if error.status != 401:
+            raise
+        time.sleep(UNAUTHORIZED_RETRY_S)
+        return client.get_run(run_id)
+
+
+@_api_errors
 def wait(
     client: Any,
     run_id: str,
@@ -240,7 +281,7 @@ def wait(
     deadline = time.monotonic() + timeout_s
     last = None
     while True:
-        run = client.get_run(run_id)
+        run = _get_run(client, run_id)
         state = str(run.state or "PENDING")
         if state != last:
             report(f"run {run_id}: {state}")
@@ -257,11 +298,35 @@ def wait(
         time.sleep(poll_s)
 
 
-def schedule_fingerprint(package: Path, cron: str, parameters: Mapping[str, Any], root: str) -> str:
-    """What makes two recurring runs the same: spec, cron, parameters and root."""
+@dataclass(frozen=True)
+class Trigger:
+    """When a recurring run starts runs.
+
+    Attributes:
+        cron: KFP's 6-field cron, seconds first.
+        max_concurrency: Runs of it at once (KFP's default, 1, is ours too:
+            a run that outlasts its period is not overlapped by the next).
+        catchup: After a pause or an outage, start the runs that were missed
+            (off: only the next one starts, as a nightly retrain wants).
+    """
+
+    cron: str
+    max_concurrency: int = 1
+    catchup: bool = False
+
+
+def schedule_fingerprint(
+    package: Path, trigger: Trigger, parameters: Mapping[str, Any], root: str
+) -> str:
+    """What makes two recurring runs the same: spec, trigger, parameters and root."""
     digest = hashlib.sha256()
     digest.update(package.read_bytes())
-    digest.update(json.dumps([cron, dict(parameters), root], sort_keys=True).encode())
+    when: list[Any] = [trigger.cron]
+    # Left out at their defaults, so recurring runs applied before these
+    # settings existed still read as unchanged.
+    if (trigger.max_concurrency, trigger.catchup) != (1, False):
+        when += [trigger.max_concurrency, trigger.catchup]
+    digest.update(json.dumps([*when, dict(parameters), root], sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
@@ -294,6 +359,18 @@ def delete_schedule(client: Any, experiment_id: str, name: str) -> Scheduled:
     return Scheduled("deleted" if existing else "absent", None)
 
 
+def _switch_schedule(
+    client: Any, experiment_id: str, name: str, experiment: str, enable: bool
+) -> Scheduled:
+    existing = find_recurring_runs(client, experiment_id, name)
+    if not existing:
+        raise KubeflowError(f"no recurring run named {name!r} in experiment {experiment!r}")
+    switch = client.enable_recurring_run if enable else client.disable_recurring_run
+    for run in existing:
+        switch(run.recurring_run_id)
+    return Scheduled("enabled" if enable else "disabled", existing[0].recurring_run_id)
+
+
 @_api_errors
 def disable_schedule(client: Any, experiment_id: str, name: str, experiment: str) -> Scheduled:
     """Disables the recurring run(s) named `name` in the experiment (named `experiment`).
@@ -301,12 +378,17 @@ def disable_schedule(client: Any, experiment_id: str, name: str, experiment: str
     Raises:
         KubeflowError: There is none of that name.
     """
-    existing = find_recurring_runs(client, experiment_id, name)
-    if not existing:
-        raise KubeflowError(f"no recurring run named {name!r} in experiment {experiment!r}")
-    for run in existing:
-        client.disable_recurring_run(run.recurring_run_id)
-    return Scheduled("disabled", existing[0].recurring_run_id)
+    return _switch_schedule(client, experiment_id, name, experiment, enable=False)
+
+
+@_api_errors
+def enable_schedule(client: Any, experiment_id: str, name: str, experiment: str) -> Scheduled:
+    """Enables again the recurring run(s) named `name` that `disable_schedule` stopped.
+
+    Raises:
+        KubeflowError: There is none of that name.
+    """
+    return _switch_schedule(client, experiment_id, name, experiment, enable=True)
 
 
 @_api_errors
@@ -318,16 +400,17 @@ def apply_schedule(
     package: Path,
     revision: str,
     parameters: Mapping[str, Any],
-    cron: str,
+    trigger: Trigger,
 ) -> Scheduled:
     """Creates the recurring run `name`, or updates the one of that name.
 
     Idempotent: a recurring run of the same name with the same compiled
-    spec, cron, parameters and root is left as it is; one that differs is
+    spec, trigger, parameters and root is left as it is; one that differs is
     replaced (KFP has no update call), so at most one of that name remains.
     """
     existing = find_recurring_runs(client, experiment_id, name)
-    mark = CONFIG_MARK + schedule_fingerprint(package, cron, parameters, config.run.pipeline_root)
+    fingerprint = schedule_fingerprint(package, trigger, parameters, config.run.pipeline_root)
+    mark = CONFIG_MARK + fingerprint
     same = [
         r
         for r in existing
@@ -340,9 +423,9 @@ def apply_schedule(
         experiment_id=experiment_id,
         job_name=name,
         description=f"{config.run.pipeline_name} at {revision}; {mark}",
-        cron_expression=cron,
-        max_concurrency=1,
-        no_catchup=True,
+        cron_expression=trigger.cron,
+        max_concurrency=trigger.max_concurrency,
+        no_catchup=not trigger.catchup,
         params=dict(parameters),
         pipeline_id=pid,
         version_id=vid,

@@ -22,7 +22,7 @@ from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components import environment, private_apis
+from components import environment, private_apis, process
 
 
 def restore_input_types(executor_input_json: str, inputs_spec_json: str) -> str:
@@ -70,4 +70,6 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
 
 if __name__ == "__main__":
     environment.prepare()
-    app.run(main, flags_parser=private_apis.kubeflow_v2_flags)
+    # absl's app.run ends in sys.exit; run_and_exit keeps tensorflow-io's
+    # teardown from turning a task that wrote to S3 into exit 134.
+    process.run_and_exit(lambda: app.run(main, flags_parser=private_apis.kubeflow_v2_flags))

@@ -14,9 +14,7 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
-import tensorflow as tf
-
-from components import contracts, mlmd
+from components import contracts, mlmd, storage
 from components.mlmd import Artifact, Execution
 from pipeline.lineage.graph import LineageError, MetadataGraph
 
@@ -32,10 +30,9 @@ def _destination(pushed: Artifact) -> object:
 
 
 def _read_proto(path: str, message: Any) -> Any | None:
-    if not tf.io.gfile.exists(path):
+    if not storage.exists(path):
         return None
-    with tf.io.gfile.GFile(path, "rb") as f:
-        message.ParseFromString(f.read())
+    message.ParseFromString(storage.read_bytes(path))
     return message
 
 
@@ -44,14 +41,11 @@ def split_counts(statistics: Artifact) -> dict[str, int]:
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     counts = {}
-    for name in (
-        sorted(tf.io.gfile.listdir(statistics.uri)) if tf.io.gfile.isdir(statistics.uri) else []
-    ):
-        name = name.rstrip("/")
+    for name in storage.children(statistics.uri):
         if not name.startswith("Split-"):
             continue
         stats = _read_proto(
-            os.path.join(statistics.uri, name, "FeatureStats.pb"),
+            storage.join(statistics.uri, name, "FeatureStats.pb"),
             statistics_pb2.DatasetFeatureStatisticsList(),
         )
         if stats is not None and stats.datasets:
@@ -63,12 +57,12 @@ def anomaly_count(anomalies: Artifact) -> int | None:
     """Anomalies ExampleValidator found over all splits (None if unreadable)."""
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-    if not tf.io.gfile.isdir(anomalies.uri):
+    if not storage.isdir(anomalies.uri):
         return None
     total = 0
-    for name in tf.io.gfile.listdir(anomalies.uri):
+    for name in storage.children(anomalies.uri):
         found = _read_proto(
-            os.path.join(anomalies.uri, name.rstrip("/"), "SchemaDiff.pb"),
+            storage.join(anomalies.uri, name, "SchemaDiff.pb"),
             anomalies_pb2.Anomalies(),
         )
         if found is not None:

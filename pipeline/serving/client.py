@@ -17,8 +17,7 @@ import abc
 import http.client
 import json
 import math
-import urllib.error
-import urllib.request
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -274,6 +273,12 @@ class RestClient(PredictClient):
         elif target.label is not None:
             path += f"/labels/{quote(target.label, safe='')}"
         self.url = f"{rest_endpoint(target.endpoint)}{path}:predict"
+        self._path = urlparse(self.url).path
+        # One kept-alive connection per thread: a load test's latencies are
+        # the server's answers, not TCP (and TLS) set-ups.
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
 
     def encode(self, rows: Sequence[Row]) -> Request:
         body = {
@@ -282,24 +287,65 @@ class RestClient(PredictClient):
         }
         return Request(json.dumps(body, allow_nan=False).encode(), len(rows))
 
-    def send(self, request: Request) -> list[Prediction]:
-        http_request = urllib.request.Request(
-            self.url,
-            data=request.payload,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(http_request, timeout=self.timeout) as response:
+    def _connection(self) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection, opened on first use."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            parsed = urlparse(self.url)
+            kind = (
+                http.client.HTTPSConnection
+                if parsed.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            connection = kind(parsed.netloc, timeout=self.timeout)
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _post(self, payload: bytes) -> tuple[int, bytes]:
+        """POSTs on this thread's connection; once more on a fresh one if the server closed it.
+
+        A server may close an idle kept-alive connection at any time (TF
+        Serving's evhttp does after its timeout); the request was then never
+        read, so sending it again is safe.
+        """
+        headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.request("POST", self._path, body=payload, headers=headers)
+                response = connection.getresponse()
                 raw = response.read()
-        except urllib.error.HTTPError as error:
-            raise self._error(f"HTTP {error.code}: {_server_message(error.read())}") from None
-        except urllib.error.URLError as error:
-            raise self._error(f"cannot reach the server: {error.reason}") from None
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+                continue
+            if response.will_close:
+                connection.close()
+                self._local.connection = None
+            return response.status, raw
+        raise AssertionError("unreachable")
+
+    def send(self, request: Request) -> list[Prediction]:
+        try:
+            status, raw = self._post(request.payload)
         except TimeoutError:
+            self._drop_connection()
             raise self._error(f"no answer within {self.timeout:g}s") from None
+        except ConnectionRefusedError as error:
+            self._drop_connection()
+            raise self._error(f"cannot reach the server: {error}") from None
         except (ConnectionError, http.client.HTTPException) as error:
+            self._drop_connection()
             raise self._error(f"the connection failed: {error!r}") from None
+        except OSError as error:  # no such host, no route
+            self._drop_connection()
+            raise self._error(f"cannot reach the server: {error}") from None
+        if status != 200:
+            raise self._error(f"HTTP {status}: {_server_message(raw)}")
         try:
             # TF Serving writes NaN as a bare NaN, which Python's parser reads.
             predictions = json.loads(raw)["predictions"]
@@ -309,8 +355,18 @@ class RestClient(PredictClient):
             raise self._error(f"expected a list of predictions, found {_snippet(raw)}")
         return self._checked([self._prediction(p) for p in predictions], request)
 
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
     def close(self) -> None:
-        """Nothing to release: urllib opens a connection per request."""
+        """Closes every thread's kept-alive connection."""
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
 
     def _prediction(self, prediction: Any) -> Prediction:
         # One output of shape [batch, 1] comes back as [p] per row; a model

@@ -1,8 +1,12 @@
 """Runs a compiled PipelineSpec the way the open-source KFP v2 launcher does.
 
-A test harness, not a Kubeflow: no pods, no images, no caching, no object
-store. What it reproduces is the contract between KFP and the container,
-after backend/src/v2 (driver/driver.go `provisionOutputs`, driver/resolve.go,
+`python -m pipeline run --compiled pipeline.yaml` runs it: before any
+cluster, it shows that the very file about to be uploaded runs, task by task,
+with the commands its containers will run. Not a Kubeflow: no pods, no
+images (each container command runs here, with this interpreter as its
+`python`), no caching, no object store beyond what tf.io.gfile reaches.
+What it reproduces is the contract between KFP and the container, after
+backend/src/v2 (driver/driver.go `provisionOutputs`, driver/resolve.go,
 component/launcher_v2.go, metadata/client.go and converter.go):
 
 - the ExecutorInput: `inputs.parameterValues` resolved from runtime
@@ -32,7 +36,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +48,14 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from ml_metadata.proto import metadata_store_pb2
 
+from components import mlmd
+from components.errors import UserError
 from components.mlmd import connect
 
-PIPELINE_CONTEXT = "system.Pipeline"
-RUN_CONTEXT = "system.PipelineRun"
+PIPELINE_CONTEXT = mlmd.KFP_PIPELINE_CONTEXT_TYPE
+RUN_CONTEXT = mlmd.KFP_RUN_CONTEXT_TYPE
 CONTAINER_EXECUTION = "system.ContainerExecution"
+LOG_TAIL_CHARS = 6000
 _PARAMETER_KINDS = {
     "STRING": (str,),
     "NUMBER_INTEGER": (int, float),
@@ -57,13 +66,25 @@ _PARAMETER_KINDS = {
 }
 
 
+class SpecError(UserError, ValueError):
+    """The file is not a compiled PipelineSpec this can run, or a run parameter is wrong."""
+
+
 class TaskFailed(RuntimeError):
-    """A task's container exited non-zero."""
+    """A task's container exited non-zero.
+
+    Attributes:
+        task: The task's name.
+        log: Its container's output.
+        tail: The last LOG_TAIL_CHARS characters of that output.
+    """
 
     def __init__(self, task: str, returncode: int, log: Path):
-        tail = log.read_text()[-6000:] if log.exists() else ""
-        super().__init__(f"task {task} exited {returncode}; log {log}:\n{tail}")
+        self.tail = log.read_text()[-LOG_TAIL_CHARS:] if log.exists() else ""
+        super().__init__(f"task {task} exited {returncode}; log {log}:\n{self.tail}")
         self.task = task
+        self.returncode = returncode
+        self.log = log
 
 
 @dataclass
@@ -74,6 +95,7 @@ class TaskRecord:
     execution_id: int
     executor_input: dict[str, Any]
     outputs: dict[str, metadata_store_pb2.Artifact] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -88,7 +110,7 @@ def _title(instance_schema: str) -> str:
     data = yaml.safe_load(instance_schema) or {}
     title = data.get("title") if isinstance(data, dict) else None
     if not title:
-        raise ValueError(f"artifact schema without a title: {instance_schema!r}")
+        raise SpecError(f"artifact schema without a title: {instance_schema!r}")
     return str(title)
 
 
@@ -100,7 +122,7 @@ def _topological(tasks: dict[str, Any]) -> list[str]:
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            raise ValueError(f"dependency cycle through task {name}")
+            raise SpecError(f"dependency cycle through task {name}")
         state[name] = "visiting"
         task = tasks[name]
         upstream = set(task.get("dependentTasks", []))
@@ -148,8 +170,19 @@ def _json_value(value: metadata_store_pb2.Value) -> Any:
     raise TypeError(f"unknown property type in MLMD artifact: {kind}")
 
 
-class LauncherEmulator:
-    """Executes every task of a compiled PipelineSpec in dependency order."""
+class LocalLauncher:
+    """Executes every task of a compiled PipelineSpec in dependency order.
+
+    Args:
+        spec: The compiled PipelineSpec, as `load_spec` reads it.
+        mlmd_path: The SQLite ML Metadata store to record the run in.
+        work_dir: Where each task's container output goes (`logs/`).
+        env: The tasks' environment (default: this process's).
+        timeout_s: The longest a task may run.
+        pipeline_root: The run's pipeline root, as KFP's
+            `runtime_config.pipeline_root` sets it (default: the spec's
+            `defaultPipelineRoot`).
+    """
 
     def __init__(
         self,
@@ -158,10 +191,17 @@ class LauncherEmulator:
         work_dir: Path,
         env: dict[str, str] | None = None,
         timeout_s: int = 900,
+        pipeline_root: str | None = None,
     ):
         # Strict parse: the same proto the KFP API server unmarshals.
-        json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+        try:
+            json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+        except json_format.ParseError as e:
+            raise SpecError(f"not a valid PipelineSpec: {e}") from e
         self.spec = spec
+        self.pipeline_root = pipeline_root or spec.get("defaultPipelineRoot", "")
+        if not self.pipeline_root:
+            raise SpecError("the spec has no defaultPipelineRoot: give a pipeline root")
         self.work_dir = work_dir
         self.timeout_s = timeout_s
         self.store = connect({"kind": "sqlite", "sqlite_path": str(mlmd_path)})
@@ -207,7 +247,7 @@ class LauncherEmulator:
         declared = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
-            raise ValueError(f"unknown run parameters {unknown}; declared: {sorted(declared)}")
+            raise SpecError(f"unknown run parameters {unknown}; declared: {sorted(declared)}")
         values = {}
         for name, definition in declared.items():
             if name in overrides:
@@ -215,7 +255,7 @@ class LauncherEmulator:
             elif "defaultValue" in definition:
                 values[name] = definition["defaultValue"]
             elif not definition.get("isOptional"):
-                raise ValueError(f"run parameter {name} has no value and no default")
+                raise SpecError(f"run parameter {name} has no value and no default")
         return values
 
     def _parameter_values(
@@ -231,23 +271,44 @@ class LauncherEmulator:
             elif "componentInputParameter" in source:
                 values[name] = root[source["componentInputParameter"]]
             else:
-                raise ValueError(f"unsupported parameter source for {name}: {source}")
+                raise SpecError(f"unsupported parameter source for {name}: {source}")
         for name, value in values.items():
             expected = declared[name]["parameterType"]
             kinds = _PARAMETER_KINDS[expected]
             if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
-                raise ValueError(f"input parameter {name!r} type mismatch: expect {expected}")
+                raise SpecError(
+                    f"input parameter {name!r} type mismatch: expect {expected}, got {value!r}"
+                )
         for name, definition in declared.items():  # addDefaultParams
             if name not in values and "defaultValue" in definition:
                 values[name] = definition["defaultValue"]
         return values
 
-    def run(self, run_id: str | None = None, parameters: dict[str, Any] | None = None) -> RunRecord:
-        """Runs every task once; raises TaskFailed at the first failing one."""
+    def run(
+        self,
+        run_id: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        report: Callable[[TaskRecord], None] | None = None,
+    ) -> RunRecord:
+        """Runs every task once, in dependency order.
+
+        Args:
+            run_id: The run's id (default: a new UUID, as KFP's).
+            parameters: Run parameters; the others take the spec's defaults.
+            report: Called with each task's record as it ends.
+
+        Returns:
+            What each task did.
+
+        Raises:
+            SpecError: A parameter is unknown or of the wrong type.
+            TaskFailed: A task's command exited non-zero; the ones after it
+                did not run.
+        """
         run_id = run_id or str(uuid.uuid4())
         pipeline_name = self.spec["pipelineInfo"]["name"]
         root_values = self._root_parameters(parameters or {})
-        run_root = f"{self.spec['defaultPipelineRoot'].rstrip('/')}/{pipeline_name}/{run_id}"
+        run_root = f"{self.pipeline_root.rstrip('/')}/{pipeline_name}/{run_id}"
         contexts = [
             self._context(PIPELINE_CONTEXT, pipeline_name, {"pipeline_root": run_root}),
             self._context(RUN_CONTEXT, run_id, {"pipeline_root": run_root}),
@@ -255,9 +316,12 @@ class LauncherEmulator:
         tasks = self.spec["root"]["dag"]["tasks"]
         record = RunRecord(run_id=run_id, tasks={})
         for name in _topological(tasks):
-            record.tasks[name] = self._run_task(
-                name, tasks[name], root_values, run_root, contexts, record
-            )
+            started = time.monotonic()
+            task = self._run_task(name, tasks[name], root_values, run_root, contexts, record)
+            task.seconds = time.monotonic() - started
+            record.tasks[name] = task
+            if report is not None:
+                report(task)
         return record
 
     def _run_task(
@@ -327,7 +391,7 @@ class LauncherEmulator:
         ]
         leftover = [part for part in command if "{{$" in part]
         if leftover:
-            raise ValueError(f"task {name}: unresolved placeholders {leftover}")
+            raise SpecError(f"task {name}: unresolved placeholders {leftover}")
         log = self.work_dir / "logs" / f"{record.run_id}-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as out:
@@ -384,9 +448,65 @@ class LauncherEmulator:
         )
 
 
+def parse_parameters(spec: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Run parameters from `name=value` strings, typed as the spec declares them.
+
+    A STRING parameter keeps its text as it is; numbers, booleans, lists and
+    structs are read as YAML (JSON included), as the KFP UI's form would.
+
+    Raises:
+        SpecError: Not `name=value`, an undeclared name, or a value that is
+            not of the declared type.
+    """
+    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name:
+            raise SpecError(f"--param expects name=value, got {assignment!r}")
+        if name not in declared:
+            raise SpecError(
+                f"--param {name}: the pipeline has no such parameter; declared: "
+                f"{', '.join(sorted(declared)) or 'none'}"
+            )
+        kind = declared[name]["parameterType"]
+        if kind == "STRING":
+            values[name] = text
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SpecError(f"--param {name}: {text!r} is not a {kind} value: {e}") from e
+        if kind == "NUMBER_DOUBLE" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        expected = _PARAMETER_KINDS[kind]
+        if not isinstance(value, expected) or (bool not in expected and isinstance(value, bool)):
+            raise SpecError(f"--param {name}: expected a {kind} value, got {text!r}")
+        if kind == "NUMBER_INTEGER" and isinstance(value, float) and not value.is_integer():
+            raise SpecError(f"--param {name}: expected an integer, got {text!r}")
+        if kind == "NUMBER_INTEGER" and isinstance(value, float):
+            value = int(value)
+        values[name] = value
+    return values
+
+
 def load_spec(path: Path) -> dict[str, Any]:
-    """Reads a compiled PipelineSpec YAML."""
-    spec = yaml.safe_load(path.read_text())
-    if not isinstance(spec, dict) or "root" not in spec:
-        raise ValueError(f"{path} is not a PipelineSpec")
+    """Reads a compiled PipelineSpec YAML (what `compile` writes and KFP takes).
+
+    Raises:
+        SpecError: No such file, not YAML, or not a PipelineSpec (a Vertex
+            PipelineJob JSON is named as such).
+    """
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not YAML: {e}") from e
+    if isinstance(spec, dict) and "pipelineSpec" in spec and "root" not in spec:
+        raise SpecError(
+            f"{path} is a Vertex PipelineJob; compile with --format yaml for a bare PipelineSpec"
+        )
+    if not isinstance(spec, dict) or "root" not in spec or "deploymentSpec" not in spec:
+        raise SpecError(f"{path} is not a compiled PipelineSpec (no root and deploymentSpec)")
     return spec
