@@ -28,13 +28,23 @@ def is_local(uri: str) -> bool:
     return "://" not in uri
 
 
-def _gfile(uri: str) -> Any:
+def register_filesystems(*uris: str) -> None:
+    """Registers tensorflow-io's s3:// filesystem for tf.io.gfile when any of `uris` is on S3.
+
+    TFX's components read and write through tf.io.gfile themselves, so a
+    process whose data, pipeline root or registry is on S3 calls this
+    before the first component runs (TF 2.16 has no s3:// of its own).
+    """
+    if any(uri.startswith("s3://") for uri in uris):
+        with contextlib.suppress(ImportError):
+            import tensorflow_io  # noqa: F401  (registers s3://)
+
+
+def _gfile(*uris: str) -> Any:
     """tf.io.gfile, with tensorflow-io's filesystems registered for s3:// (TF 2.16 has none)."""
     import tensorflow as tf
 
-    if uri.startswith("s3://"):
-        with contextlib.suppress(ImportError):
-            import tensorflow_io  # noqa: F401  (registers s3://)
+    register_filesystems(*uris)
     return tf.io.gfile
 
 
@@ -65,7 +75,8 @@ def check_scheme(uri: str) -> None:
 
 def relative_files(root: str) -> list[str]:
     """Every file under `root`, as sorted '/'-separated paths relative to it."""
-    walk = os.walk(root) if is_local(root) else _gfile(root).walk(root)
+    # followlinks: as tf.io.gfile.walk, a symlinked folder's files are the model's too.
+    walk = os.walk(root, followlinks=True) if is_local(root) else _gfile(root).walk(root)
     found: list[str] = []
     for directory, _, names in walk:
         rel_dir = os.path.relpath(directory, root) if is_local(root) else directory[len(root) :]
@@ -124,11 +135,14 @@ def copy_file(source: str, target: str, overwrite: bool = True) -> None:
     if is_local(target):
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
     if is_local(source) and is_local(target):
-        if not overwrite and os.path.exists(target):
-            raise FileExistsError(f"{target}: already exists")
-        shutil.copyfile(source, target)
+        if overwrite:
+            shutil.copyfile(source, target)
+            return
+        # "x": the create fails if the file exists, with no window between check and copy.
+        with open(source, "rb") as src, open(target, "xb") as dst:
+            shutil.copyfileobj(src, dst)
         return
-    _gfile(target if not is_local(target) else source).copy(source, target, overwrite=overwrite)
+    _gfile(source, target).copy(source, target, overwrite=overwrite)
 
 
 def exists(path: str) -> bool:

@@ -197,6 +197,9 @@ def check_data(config: PipelineConfig) -> None:
 def _probe_remote(uri: str, key: str) -> None:
     import tensorflow as tf
 
+    from components import storage
+
+    storage.register_filesystems(uri)
     probe = f"{uri.rstrip('/')}/.preflight-{uuid.uuid4().hex}"
     try:
         tf.io.gfile.makedirs(uri)

@@ -267,6 +267,22 @@ def test_schedule_concurrency_and_catchup_are_part_of_the_schedule(kfp, package,
     assert "expected an integer of at least 1, found 0" in capsys.readouterr().err
 
 
+def test_a_switch_with_trigger_settings_is_refused(kfp, package, capsys):
+    assert _schedule(package, "--name", "nightly", "--disable", "--cron", "0 0 2 * * *") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --disable acts on the recurring run as it is; --cron would")
+    assert not kfp.state.requests
+
+
+def test_submit_as_json_prints_the_failed_state_and_exits_1(kfp, package, capsys):
+    kfp.state.outcomes["bad-json"] = ("FAILED", "trainer", "OOMKilled\nafter 3 restarts")
+    assert _submit(package, "--run-name", "bad-json", "--wait", "-o", "json") == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["state"] == "FAILED"
+    failed = [line for line in captured.err.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "FAILED at task trainer (OOMKilled after 3 restarts)" in failed[0]
+
+
 def test_five_field_cron_shows_the_six_field_equivalent(kfp, package, capsys):
     assert _schedule(package, "--cron", "0 2 * * *") == 2
     err = capsys.readouterr().err

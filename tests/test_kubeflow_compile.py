@@ -301,3 +301,25 @@ def test_a_file_that_is_not_a_compiled_spec_is_named(tmp_path, capsys):
 def test_launcher_flags_without_compiled_are_refused(capsys):
     assert main(["run", "--param", "train_steps=3", "--run-id", "x"]) == 2
     assert capsys.readouterr().err == "error: --param, --run-id: only with --compiled FILE\n"
+
+
+def test_a_task_past_its_timeout_fails_the_run_by_name(compiled, tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            "--compiled",
+            str(compiled),
+            "--task-timeout",
+            "1",
+            "--pipeline-root",
+            str(tmp_path / "root"),
+            "--set",
+            f"metadata.sqlite_path={tmp_path / 'mlmd.sqlite'}",
+            "--set",
+            f"run.pipeline_root={tmp_path / 'local'}",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-2] == "FAILED at task example_gen (exit -9): stopped after 1s (the task timeout)"
+    assert err[-1].startswith(f"task log: {tmp_path / 'local' / 'logs'}")

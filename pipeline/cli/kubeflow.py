@@ -171,12 +171,20 @@ def _submit(args: argparse.Namespace) -> int:
         f"{config.run.pipeline_root}, parameters {json.dumps(parameters, sort_keys=True)}",
     )
     common.say(args, f"details: {submitted.url}")
-    state = None
+    state, failure = None, None
     if args.wait:
-        state = kfp_client.wait(
-            client, submitted.run_id, args.timeout, args.poll, report=lambda t: common.say(args, t)
-        )
+        try:
+            state = kfp_client.wait(
+                client,
+                submitted.run_id,
+                args.timeout,
+                args.poll,
+                report=lambda t: common.say(args, t),
+            )
+        except kfp_client.RunFailed as failed:
+            state, failure = failed.state, failed
     if common.wants_json(args):
+        # The object is printed for a failed run too: scripts read its state.
         common.print_json(
             {
                 "run_id": submitted.run_id,
@@ -190,6 +198,8 @@ def _submit(args: argparse.Namespace) -> int:
                 "state": state,
             }
         )
+    if failure is not None:
+        raise failure
     return 0
 
 
@@ -200,6 +210,32 @@ def _schedule(args: argparse.Namespace) -> int:
 
     if not (args.cron or args.disable or args.enable or args.delete):
         raise common.UsageError("--cron is required to create or update a recurring run")
+    switch = next(
+        (
+            f
+            for f, on in (
+                ("--disable", args.disable),
+                ("--enable", args.enable),
+                ("--delete", args.delete),
+            )
+            if on
+        ),
+        None,
+    )
+    ignored = [
+        flag
+        for flag, given in (
+            ("--cron", args.cron),
+            ("--max-concurrency", args.max_concurrency != 1),
+            ("--catchup", args.catchup),
+        )
+        if given
+    ]
+    if switch and ignored:
+        raise common.UsageError(
+            f"{switch} acts on the recurring run as it is; {', '.join(ignored)} would be "
+            "ignored (apply them with --cron, without " + switch + ")"
+        )
     cron = check_cron(args.cron) if args.cron else ""
     config, conn, client = _kubeflow_session(args)
     name = args.name or f"{config.run.pipeline_name}-recurring"

@@ -121,11 +121,12 @@ def _show(args: argparse.Namespace) -> int:
     registry = _registry(common.load_config(args))
     version = registry.resolve(args.version)
     manifest = registry.manifest(version.number)
-    if not args.files:
-        manifest["files"] = f"{len(manifest['files'])} files (--files to list them)"
     if common.wants_json(args):
+        # Scripts get the whole manifest, every file's checksum included.
         common.print_json({"path": version.path, "manifest": manifest})
         return 0
+    if not args.files:
+        manifest["files"] = f"{len(manifest['files'])} files (--files to list them)"
     print(f"{version.path}")
     print(json.dumps(manifest, indent=2, sort_keys=True))
     return 0

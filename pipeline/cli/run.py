@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from components import contracts
+from components import contracts, storage
 from pipeline import config as config_lib
 from pipeline import logs
 from pipeline.cli import common
@@ -66,6 +66,13 @@ def register(commands: Commands) -> None:
         "--pipeline-root", help="the run's pipeline root (default: the file's default root)"
     )
     compiled.add_argument("--run-id", help="the run's id (default: a new UUID)")
+    compiled.add_argument(
+        "--task-timeout",
+        type=common.at_least_one,
+        default=3600,
+        metavar="SECONDS",
+        help="stop a task that runs longer and fail the run (default: 3600)",
+    )
     run.set_defaults(handler=_run)
 
     init = commands.add_parser(
@@ -264,11 +271,14 @@ def _run_compiled(args: argparse.Namespace) -> int:
         )
     spec = local_launcher.load_spec(Path(args.compiled))
     parameters = local_launcher.parse_parameters(spec, args.params)
-    work_dir = Path(config.run.pipeline_root)
+    # The task logs stay on this machine, whatever the pipeline root is.
+    root = config.run.pipeline_root
+    work_dir = Path(root if storage.is_local(root) else "build")
     launcher = local_launcher.LocalLauncher(
         spec,
         Path(config.metadata.sqlite_path),
         work_dir,
+        timeout_s=args.task_timeout,
         pipeline_root=args.pipeline_root,
     )
     tasks = spec["root"]["dag"]["tasks"]

@@ -71,7 +71,15 @@ def _api_errors(function: _F) -> _F:
 
 
 class RunFailed(KubeflowError):
-    """A run ended in a state other than SUCCEEDED."""
+    """A run ended in a state other than SUCCEEDED.
+
+    Attributes:
+        state: That state: FAILED, CANCELED or SKIPPED.
+    """
+
+    def __init__(self, message: str, state: str = "FAILED"):
+        super().__init__(message)
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,7 @@ def failed_tasks(run: Any) -> list[str]:
         name = task.display_name or task.task_id
         if task.state == "FAILED" and name not in ("root", "root-driver"):
             message = getattr(task.error, "message", None) if task.error else None
+            message = " ".join(str(message).split()) if message else None
             failed.append(f"{name} ({message})" if message else name)
     return failed
 
@@ -292,7 +301,9 @@ def wait(
             tasks = failed_tasks(run)
             where = f" at task {', '.join(tasks)}" if tasks else ""
             error = getattr(run.error, "message", None) if run.error else None
-            raise RunFailed(f"run {run_id} {state}{where}" + (f": {error}" if error else ""))
+            # Server messages may span lines; the failure is reported on one.
+            detail = f": {' '.join(str(error).split())}" if error else ""
+            raise RunFailed(f"run {run_id} {state}{where}{detail}", state)
         if time.monotonic() > deadline:
             raise KubeflowError(f"run {run_id} still {state} after {timeout_s:.0f}s")
         time.sleep(poll_s)

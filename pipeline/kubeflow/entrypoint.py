@@ -22,7 +22,7 @@ from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components import environment, private_apis, process
+from components import environment, private_apis, process, storage
 
 
 def restore_input_types(executor_input_json: str, inputs_spec_json: str) -> str:
@@ -65,6 +65,10 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
     args.json_serialized_invocation_args = restore_input_types(
         args.json_serialized_invocation_args, args.json_serialized_inputs_spec_args
     )
+    # TFX's executors use tf.io.gfile directly: an s3:// input, output or
+    # parameter (the data root) needs tensorflow-io's filesystem first.
+    if "s3://" in args.json_serialized_invocation_args:
+        storage.register_filesystems("s3://")
     private_apis.run_kubeflow_v2_executor(args, beam_args)
 
 

@@ -48,7 +48,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from ml_metadata.proto import metadata_store_pb2
 
-from components import mlmd
+from components import mlmd, storage
 from components.errors import UserError
 from components.mlmd import connect
 
@@ -364,7 +364,8 @@ class LocalLauncher:
             if "metadata" in declared:
                 artifact["metadata"] = declared["metadata"]
             outputs["artifacts"][key] = {"artifacts": [artifact]}
-        Path(task_root).mkdir(parents=True, exist_ok=True)  # prepareOutputFolders
+        if storage.is_local(task_root):  # prepareOutputFolders; object stores need none
+            Path(task_root).mkdir(parents=True, exist_ok=True)
 
         executor_input = pipeline_spec_pb2.ExecutorInput()
         json_format.ParseDict({"inputs": inputs, "outputs": outputs}, executor_input)
@@ -395,23 +396,27 @@ class LocalLauncher:
         log = self.work_dir / "logs" / f"{record.run_id}-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as out:
-            result = subprocess.run(
-                command,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=self.timeout_s,
-                check=False,
-            )
-        if result.returncode != 0:
+            try:
+                returncode = subprocess.run(
+                    command,
+                    env=self.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=self.timeout_s,
+                    check=False,
+                ).returncode
+            except subprocess.TimeoutExpired:
+                out.write(f"\nstopped after {self.timeout_s}s (the task timeout)\n")
+                returncode = -9
+        if returncode != 0:
             execution.last_known_state = metadata_store_pb2.Execution.FAILED
             self.store.put_execution(execution, [], contexts)
-            raise TaskFailed(name, result.returncode, log)
+            raise TaskFailed(name, returncode, log)
 
         executor_output = pipeline_spec_pb2.ExecutorOutput()
-        output_file = Path(outputs["outputFile"])
-        if output_file.exists():
-            json_format.Parse(output_file.read_text(), executor_output)
+        output_file = outputs["outputFile"]
+        if storage.exists(output_file):
+            json_format.Parse(storage.read_bytes(output_file).decode(), executor_output)
         output_pairs = []
         recorded: dict[str, metadata_store_pb2.Artifact] = {}
         for key, artifact_list in outputs["artifacts"].items():
@@ -476,7 +481,8 @@ def parse_parameters(spec: dict[str, Any], assignments: list[str]) -> dict[str, 
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise SpecError(f"--param {name}: {text!r} is not a {kind} value: {e}") from e
+            reason = " ".join(str(e).split())
+            raise SpecError(f"--param {name}: {text!r} is not a {kind} value: {reason}") from e
         if kind == "NUMBER_DOUBLE" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         expected = _PARAMETER_KINDS[kind]
@@ -502,7 +508,7 @@ def load_spec(path: Path) -> dict[str, Any]:
     try:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not YAML: {e}") from e
+        raise SpecError(f"{path}: not YAML: {' '.join(str(e).split())}") from e
     if isinstance(spec, dict) and "pipelineSpec" in spec and "root" not in spec:
         raise SpecError(
             f"{path} is a Vertex PipelineJob; compile with --format yaml for a bare PipelineSpec"

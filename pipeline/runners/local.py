@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
-from components import mlmd
+from components import mlmd, storage
 from pipeline.config import PipelineConfig
 from pipeline.definition import create_pipeline
 from pipeline.progress import NodeResult, ProgressTracker
@@ -68,6 +68,7 @@ def run(
             it left running are marked CANCELED in ML Metadata, so lineage
             shows the run as interrupted, and a rerun resumes from the cache.
     """
+    storage.register_filesystems(config.data.root, config.run.pipeline_root, config.registry.uri)
     connection = local_connection_config(config)
     pipeline = create_pipeline(config, metadata_connection_config=connection)
     store = metadata_store.MetadataStore(connection)

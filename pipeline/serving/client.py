@@ -278,7 +278,7 @@ class RestClient(PredictClient):
         # the server's answers, not TCP (and TLS) set-ups.
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[http.client.HTTPConnection] = []
+        self._connections: set[http.client.HTTPConnection] = set()
 
     def encode(self, rows: Sequence[Row]) -> Request:
         body = {
@@ -299,35 +299,37 @@ class RestClient(PredictClient):
             )
             connection = kind(parsed.netloc, timeout=self.timeout)
             self._local.connection = connection
+            self._local.used = False
             with self._lock:
-                self._connections.append(connection)
+                self._connections.add(connection)
         return connection
 
     def _post(self, payload: bytes) -> tuple[int, bytes]:
         """POSTs on this thread's connection; once more on a fresh one if the server closed it.
 
         A server may close an idle kept-alive connection at any time (TF
-        Serving's evhttp does after its timeout); the request was then never
-        read, so sending it again is safe.
+        Serving's evhttp does after its timeout), and the next request on it
+        then fails before the server read it. Only then is it sent again: a
+        request that failed on a fresh connection is not retried, since the
+        server may have acted on it.
         """
         headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
-        for attempt in (1, 2):
+        while True:
             connection = self._connection()
+            reused = bool(getattr(self._local, "used", False))
             try:
                 connection.request("POST", self._path, body=payload, headers=headers)
                 response = connection.getresponse()
                 raw = response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                connection.close()
-                self._local.connection = None
-                if attempt == 2:
+                self._drop_connection()
+                if not reused:
                     raise
                 continue
+            self._local.used = True
             if response.will_close:
-                connection.close()
-                self._local.connection = None
+                self._drop_connection()
             return response.status, raw
-        raise AssertionError("unreachable")
 
     def send(self, request: Request) -> list[Prediction]:
         try:
@@ -360,6 +362,8 @@ class RestClient(PredictClient):
         if connection is not None:
             connection.close()
             self._local.connection = None
+            with self._lock:
+                self._connections.discard(connection)
 
     def close(self) -> None:
         """Closes every thread's kept-alive connection."""
