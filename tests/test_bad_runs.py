@@ -50,7 +50,7 @@ def _versions(root: Path) -> list[int]:
 def _lineage_runs(root: Path) -> list[dict]:
     code, out, err = _call("lineage", "runs", "--json", *store_args(root))
     assert code == 0, err
-    return json.loads(out)
+    return json.loads(out)["runs"]
 
 
 @pytest.fixture(scope="module")

