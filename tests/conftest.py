@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,35 @@ def taxi_config():  # type: ignore[no-untyped-def]
 
 def taxi_schema_file() -> str:
     return taxi_config().data.schema_file
+
+
+# Runs one CLI command, then names the heavy packages that command imported.
+_CLI_IMPORTS = """
+import sys
+from pipeline.cli import main
+
+code = main(sys.argv[1:])
+loaded = sorted(m for m in ("tensorflow", "tfx", "apache_beam") if m in sys.modules)
+print("LOADED", loaded, "EXIT", code)
+"""
+
+
+def cli_in_fresh_process(*argv: str) -> tuple[str, str, str]:
+    """Runs `python -m pipeline ARGV` in its own process.
+
+    Returns:
+        (what it printed, the `LOADED [...] EXIT n` line that names the heavy
+        packages it imported and its exit code, its stderr).
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI_IMPORTS, *argv],
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    *printed, last = done.stdout.strip().splitlines() or [""]
+    return "\n".join(printed), last, done.stderr
 
 
 def store_args(root: Path) -> list[str]:

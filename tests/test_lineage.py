@@ -9,10 +9,6 @@ dialect helpers themselves are tested in test_mlmd.py.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -21,10 +17,9 @@ from pipeline.cli import main
 from pipeline.lineage import render
 from pipeline.lineage.graph import LineageError, MetadataGraph
 from pipeline.lineage.queries import Lineage
+from tests.conftest import cli_in_fresh_process
 from tests.fake_mlmd_grpc import FakeMetadataGrpcService
 from tests.mlmd_records import NAMINGS, StoreWriter
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _write_two_runs(writer: StoreWriter, registry: str) -> dict[str, int]:
@@ -212,43 +207,16 @@ def test_records_of_earlier_versions_still_read(written):
     assert result["blessing"]["thresholds"] == {"metric": "auc", "min_value": 0.8}
 
 
-_READ_WITHOUT_TENSORFLOW = """
-import sys
-from pipeline.cli import main
-
-code = main(sys.argv[1:])
-loaded = sorted(m for m in ("tensorflow", "tfx", "apache_beam") if m in sys.modules)
-print("LOADED", loaded, "EXIT", code)
-"""
-
-
 def test_output_json_and_no_tensorflow_for_any_read(written):
     _, ids, args, _ = written
-    env = dict(os.environ, PYTHONPATH=str(REPO))
     for command in (
         ["model", "latest"],
         ["examples", str(ids["examples"])],
         ["runs"],
     ):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _READ_WITHOUT_TENSORFLOW,
-                "lineage",
-                *command,
-                "-o",
-                "json",
-                *args,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        *printed, last = done.stdout.strip().splitlines()
-        assert last == "LOADED [] EXIT 0", (command, done.stderr)
-        answer = json.loads("\n".join(printed))
+        printed, last, err = cli_in_fresh_process("lineage", *command, "-o", "json", *args)
+        assert last == "LOADED [] EXIT 0", (command, err)
+        answer = json.loads(printed)
         assert answer["format"] == 1
         if command[0] == "runs":
             assert [r["run"] for r in answer["runs"]] == ["run-1", "run-2", "run-3"]

@@ -30,6 +30,7 @@ from components.registry.store import (
     RegistryError,
 )
 from pipeline.cli import main
+from tests.conftest import cli_in_fresh_process
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = pytest.mark.parametrize("atomic", [True, False], ids=["rename", "in-place"])
@@ -509,25 +510,13 @@ def test_list_show_and_verify_as_json(saved_model, tmp_path, capsys):
     assert verified[0]["files"] == len(registry.manifest(1)["files"]) and verified[1]["problems"]
 
 
-_READ_WITHOUT_TENSORFLOW = textwrap.dedent(
-    """
-    import sys
-    from pipeline.cli import main
-
-    code = main(sys.argv[1:])
-    loaded = sorted(m for m in ("tensorflow", "tfx", "apache_beam") if m in sys.modules)
-    print("LOADED", loaded, "EXIT", code)
-    """
-)
-
-
 def test_reading_a_local_registry_loads_no_tensorflow(saved_model, tmp_path):
     uri = str(tmp_path / "registry")
     Registry(uri, "taxi").publish(saved_model, {})
     for command in (["list"], ["show", "1"], ["verify", "--all"]):
         argv = ["registry", *command, "--set", f"registry.uri={uri}"]
-        done = _run(_READ_WITHOUT_TENSORFLOW, *argv)
-        assert done.stdout.strip().splitlines()[-1] == "LOADED [] EXIT 0", (command, done.stderr)
+        _, last, err = cli_in_fresh_process(*argv)
+        assert last == "LOADED [] EXIT 0", (command, err)
 
 
 # Damaged versions: truncated, missing or unreadable files in a published version.
