@@ -17,7 +17,7 @@ setup(
         include=["pipeline", "pipeline.*", "components", "components.*", "models", "models.*"]
     ),
     package_data={
-        "pipeline": ["configs/*.yaml"],
+        "pipeline": ["configs/*.yaml", "configs/*.json"],
         "models": ["taxi/*.pbtxt"],
     },
     install_requires=[

@@ -255,6 +255,18 @@ class ResourcesConfig:
     ExampleGen has no entry: TFX's Kubeflow v2 compiler builds file-based
     ExampleGen containers without the resource spec, so a value there would
     be silently dropped.
+
+    Attributes:
+        statistics_gen: StatisticsGen's pod.
+        schema_importer: The curated schema's importer pod.
+        example_validator: ExampleValidator's pod.
+        anomalies_gate: The anomalies gate's pod.
+        transform: Transform's pod.
+        trainer: The Trainer step's pod; worker pods of the indexed_job and
+            tfjob launchers take trainer.kubernetes.resources.
+        baseline_lookup: The baseline lookup's pod.
+        evaluator: Evaluator's pod.
+        pusher: The registry pusher's pod.
     """
 
     statistics_gen: ComponentResources = field(default_factory=ComponentResources)
@@ -316,6 +328,17 @@ class PipelineConfig:
     `model` is the workload (components/workload.py) and `trainer` the
     trainer settings (components/training/settings.py): the components read
     those two sections back from their parameters, so they are defined there.
+
+    Attributes:
+        data: Input data: the CSV folder, its curated schema, the split.
+        run: Pipeline name, pipeline root and caching.
+        metadata: The ML Metadata store.
+        registry: Where blessed models are pushed, and retention.
+        beam: Beam pipeline args of every Beam-based component.
+        model: The workload: label, features, slices and the model package.
+        trainer: Training steps, batch, distribution and hardware.
+        evaluator: The blessing's gated metric and thresholds.
+        kubeflow: Image, endpoint, namespace and pod resources on Kubeflow.
     """
 
     data: DataConfig = field(default_factory=DataConfig)

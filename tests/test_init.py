@@ -9,11 +9,13 @@ the IMDB sample of the tfx wheel (text, binary) and the Chicago Taxi sample
 from __future__ import annotations
 
 import importlib.resources
+import json
 import shutil
 import statistics
 import uuid
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -28,6 +30,7 @@ from components.workload import (
     Workload,
     check_against_schema,
 )
+from pipeline import config_schema
 from pipeline.config import load_config
 from pipeline.init import data, infer, write
 from pipeline.init.command import SCHEMA_FILE, InitResult, run_init
@@ -537,6 +540,13 @@ def test_written_config_loads_as_a_pipeline_config(
     assert config.model.task == result.label.task
     assert config.evaluator.metric == result.thresholds.metric
     assert config.registry.model_name == result.pipeline_name
+    # The first line points editors at the packaged schema, and the file passes it.
+    first = Path(result.config_path).read_text().splitlines()[0]
+    assert first.startswith(config_schema.HEADER_PREFIX)
+    target = Path(result.config_path).parent / first[len(config_schema.HEADER_PREFIX) :]
+    assert target.resolve() == config_schema.SCHEMA_FILE.resolve()
+    tree = yaml.safe_load(Path(result.config_path).read_text())
+    jsonschema.validate(tree, json.loads(target.read_text()))
 
 
 def test_imdb_config(imdb: InitResult) -> None:

@@ -65,6 +65,7 @@ def test_wheel_carries_what_the_compiled_tasks_import(tmp_path):
     for required in (
         "pipeline/kubeflow/entrypoint.py",
         "pipeline/configs/kubeflow.yaml",
+        "pipeline/configs/config.schema.json",
         "models/taxi/schema.pbtxt",
         "models/taxi/labels.py",
         "models/declarative/preprocessing.py",

@@ -90,8 +90,19 @@ def register(commands: Commands) -> None:
     init.add_argument("--force", action="store_true", help="overwrite the config and the schema")
     init.set_defaults(handler=_init)
 
-    show = commands.add_parser("config", help="print the resolved configuration")
+    show = commands.add_parser(
+        "config",
+        help="print the resolved configuration, or its JSON Schema",
+        description="Print the resolved configuration (after extends, --set and path "
+        "resolution), or with --schema the JSON Schema of config files, for editors "
+        "(`# yaml-language-server: $schema=...`) and CI checks.",
+    )
     common.add_config_args(show, config_lib.DEFAULT_CONFIG)
+    show.add_argument(
+        "--schema",
+        action="store_true",
+        help="print the JSON Schema of config files instead (no config is read)",
+    )
     show.set_defaults(handler=_show_config)
 
     schema = commands.add_parser("schema", help="schema tools: infer a draft from the data")
@@ -400,6 +411,11 @@ def _init(args: argparse.Namespace) -> int:
 def _show_config(args: argparse.Namespace) -> int:
     import yaml
 
+    if args.schema:
+        from pipeline import config_schema
+
+        print(config_schema.schema_text(), end="")
+        return 0
     config = common.load_config(args)
     print(yaml.safe_dump(config_lib.to_dict(config), sort_keys=False), end="")
     return 0

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import yaml
 
 from components.workload import BINARY, DEFAULT_PACKAGE
+from pipeline import config_schema
 from pipeline.init.infer import ColumnDecision
 from pipeline.init.result import InitResult
 
@@ -116,6 +117,7 @@ def render_config(result: InitResult) -> str:
     label = result.label
     files = _plural(len(result.files), "CSV file")
     lines = [
+        config_schema.header_for(result.config_path),
         f"# Written by `python -m pipeline init` on {result.date} from {result.rows} rows "
         f"of {files} in {result.data_root}.",
         "# Edit it: change kinds, drop or add features, then "
