@@ -17,6 +17,7 @@ run: venv
 
 test: venv
 	@scripts/ensure_mariadb.sh
+	@scripts/ensure_chromium.sh
 	$(PY) -m pytest $(ARGS)
 
 # Unit tests only: skips the end-to-end pipeline runs.

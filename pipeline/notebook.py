@@ -56,20 +56,11 @@ def latest_outputs(config: PipelineConfig, node_id: str) -> dict[str, list[Any]]
 def metrics_by_slice(evaluation_uri: str, column: str) -> Any:
     """The candidate's metrics per value of one slice column, as a pandas DataFrame."""
     import pandas as pd
-    import tensorflow_model_analysis as tfma
 
-    rows = []
-    for per_slice in tfma.load_metrics(evaluation_uri):
-        keys = per_slice.slice_key.single_slice_keys
-        if len(keys) != 1 or keys[0].column != column:
-            continue
-        key = keys[0]
-        row: dict[str, Any] = {column: getattr(key, key.WhichOneof("kind"))}
-        for kv in per_slice.metric_keys_and_values:
-            candidate = kv.key.model_name != "baseline" and not kv.key.is_diff
-            if candidate and kv.value.HasField("double_value"):
-                row[kv.key.name] = kv.value.double_value.value
-        rows.append(row)
-    if not rows:
+    from components.evaluator.metrics import slice_metrics
+
+    found = slice_metrics(evaluation_uri, (column,)).get(column)
+    if not found:
         raise LookupError(f"{evaluation_uri}: no metrics sliced by {column!r}")
+    rows = [{column: value, **metrics} for value, metrics in found]
     return pd.DataFrame(rows).sort_values(column).set_index(column)

@@ -28,6 +28,7 @@ class RunSummary:
         pushed_uri: Registry folder of the pushed version, if pushed.
         evaluation_uri: The Evaluator's output folder.
         class_recall: Multiclass: the recall of each class, by class name.
+        run_id: The run's id in ML Metadata (its pipeline_run context).
     """
 
     nodes: list[NodeResult]
@@ -39,6 +40,7 @@ class RunSummary:
     pushed_uri: str | None = None
     evaluation_uri: str | None = None
     class_recall: dict[str, float] = field(default_factory=dict)
+    run_id: str = ""
 
 
 def _describe_failure(failure: tfma.proto.validation_result_pb2.ValidationFailure) -> str:

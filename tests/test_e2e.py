@@ -27,7 +27,10 @@ from components.schema_io import parse_schema
 from pipeline import definition
 from pipeline.__main__ import main
 from pipeline.config import PipelineConfig, load_config, to_dict
+from pipeline.report import page as report_page
+from pipeline.report import write_report
 from pipeline.runners import local
+from tests import browser
 from tests.conftest import (
     csv_columns,
     load_schema,
@@ -107,6 +110,21 @@ def test_first_run_blesses_and_pushes(first_run):
     assert summary.baseline_model_id is None
     assert any("judged on the value thresholds alone" in r for r in summary.reasons)
     assert summary.pushed_uri and summary.pushed_uri.startswith(config.serving_model_dir)
+
+
+def test_the_run_report_shows_this_run_and_loads_in_chromium(first_run, tmp_path):
+    config, summary = first_run
+    path = write_report(config, summary, str(tmp_path / "report.html"))
+    loaded = browser.load(Path(path))
+    assert loaded.console == []
+    for key, _ in report_page.SECTIONS:
+        assert f'id="{key}"' in loaded.dom
+    assert "trip_miles" in loaded.dom and "auc by trip_start_hour" in loaded.dom
+    assert loaded.dom.count('class="node"') == len(definition.NODE_IDS)
+    assert f"Version <b>{Path(summary.pushed_uri).name}</b>" in loaded.dom
+    assert "<polyline" in loaded.dom  # the Trainer's loss curve, from its TensorBoard events
+    assert summary.run_id and summary.run_id in loaded.dom
+    assert loaded.screenshot.startswith(b"\x89PNG")
 
 
 def test_every_component_has_a_completed_execution(first_run):
@@ -208,6 +226,8 @@ def test_unchanged_rerun_is_served_from_cache(first_run, workspace, capsys):
     assert {n["state"] for n in result["nodes"]} == {"CACHED"}
     assert result["blessed"] is True and result["pushed"] == summary.pushed_uri
     assert result["pushed_by_earlier_run"] is True
+    assert result["report"] == result["log_file"].removesuffix(".log") + ".html"
+    assert "Pushed version" in Path(result["report"]).read_text()
     assert result["metrics"]["auc"] == pytest.approx(summary.metrics["auc"])
     assert result["gated_metric"] == "auc" and result["task"] == "binary"
     assert _versions(config) == versions_before

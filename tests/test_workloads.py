@@ -197,6 +197,20 @@ def test_penguins_run_is_blessed_and_pushed_with_per_class_recall(penguins_run):
     assert manifest["warmup_requests"] == config.registry.warmup_requests
 
 
+def _report(out: str) -> str:
+    found = re.search(r"^report: (\S+\.html)$", out, re.M)
+    assert found, out
+    return Path(found.group(1)).read_text()
+
+
+def test_penguins_report_shows_recall_by_class_and_the_accuracy_gate(penguins_run):
+    _, _, out = penguins_run
+    page = _report(out)
+    assert "Recall by class" in page and "Gentoo" in page
+    assert "<b>accuracy</b> (gated)" in page
+    assert "bill_length_mm" in page
+
+
 def test_penguins_signatures_agree_and_name_the_classes(penguins_run, tmp_path):
     _, config, _ = penguins_run
     model = tf.saved_model.load(_only_version(config))
@@ -277,6 +291,9 @@ def test_reviews_run_is_blessed_and_pushed(reviews_run):
     _, config, out = reviews_run
     assert "BLESSED" in out and "NOT BLESSED" not in out
     _only_version(config)
+    page = _report(out)
+    assert ">text<" in page  # the review column's string statistics
+    assert "<b>auc</b> (gated)" in page
 
 
 def test_raw_text_in_gives_the_model_on_transformed_features(reviews_run, tmp_path):

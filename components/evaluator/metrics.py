@@ -1,4 +1,4 @@
-"""Reading TFMA's output: the overall-slice metrics of the candidate and the baseline.
+"""Reading TFMA's output: the metrics of the candidate and the baseline, overall and by slice.
 
 The Evaluator writes them once more as JSON beside TFMA's files
 (`contracts.METRICS_SUMMARY_FILE`), so that readers that run without
@@ -72,6 +72,37 @@ def _tfma_overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[s
             target = baseline if kv.key.model_name == "baseline" else candidate
             target[kv.key.name] = kv.value.double_value.value
     return candidate, baseline
+
+
+def slice_metrics(
+    evaluation_uri: str, columns: tuple[str, ...]
+) -> dict[str, list[tuple[Any, dict[str, float]]]]:
+    """The candidate's metrics per value of each single-column slice, in TFMA's order.
+
+    Returns:
+        column -> [(the slice's value: int, float or str, {metric: value})];
+        a column TFMA has no slices for is left out.
+    """
+    import tensorflow_model_analysis as tfma
+
+    found: dict[str, list[tuple[Any, dict[str, float]]]] = {}
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        keys = per_slice.slice_key.single_slice_keys
+        if len(keys) != 1 or keys[0].column not in columns:
+            continue
+        key = keys[0]
+        value = getattr(key, key.WhichOneof("kind"))
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        metrics = {
+            kv.key.name: kv.value.double_value.value
+            for kv in per_slice.metric_keys_and_values
+            if kv.key.model_name != _BASELINE
+            and not kv.key.is_diff
+            and kv.value.HasField("double_value")
+        }
+        found.setdefault(key.column, []).append((value, metrics))
+    return found
 
 
 def _tfma_per_class_recall(evaluation_uri: str) -> dict[int, float]:

@@ -253,19 +253,46 @@ def _run(args: argparse.Namespace) -> int:
         if error.node_id == contracts.EXAMPLE_GEN and "UnicodeDecodeError" in reason:
             reason = preflight.find_undecodable(config.data.root) or reason
         print(f"FAILED at {error.node_id}: {reason}", file=sys.stderr)
+        report = _write_report(args, config, error.summary, log_file)
         print(f"full log: {log_file}", file=sys.stderr)
+        if report:
+            print(f"report: {report}", file=sys.stderr)
         if common.wants_json(args):
             common.print_json(
-                {"status": "failed", "node": error.node_id, "reason": reason, "log_file": log_file}
+                {
+                    "status": "failed",
+                    "node": error.node_id,
+                    "reason": reason,
+                    "log_file": log_file,
+                    "report": report,
+                }
             )
         return 1
     seconds = time.monotonic() - started
+    report = _write_report(args, config, summary, log_file)
     if common.wants_json(args):
-        common.print_json(_summary_json(summary, config, log_file, seconds))
+        common.print_json({**_summary_json(summary, config, log_file, seconds), "report": report})
         return 0
     _print_summary(summary, config)
+    if report:
+        print(f"report: {report}")
     print(f"finished in {seconds:.1f}s; full log: {log_file}")
     return 0
+
+
+def _write_report(
+    args: argparse.Namespace, config: PipelineConfig, summary: RunSummary, log_file: str
+) -> str | None:
+    """The run's HTML report beside its log; None (said on stderr) if it could not be written."""
+    from pipeline.report import write_report
+
+    path = f"{log_file.removesuffix('.log')}.html"
+    try:
+        return write_report(config, summary, path)
+    except Exception as error:  # the run's own outcome matters more than its page
+        logging.warning("report not written", exc_info=error)
+        common.say(args, f"report not written ({type(error).__name__}: {error}); see {log_file}")
+        return None
 
 
 def _run_compiled(args: argparse.Namespace) -> int:

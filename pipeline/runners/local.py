@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
@@ -83,7 +84,9 @@ def run(
         raise PipelineInterrupted(running) from None
     except Exception as error:  # any component failure ends the run; name it
         failed = tracker.running or "pipeline"
+        summary = summarize(store, tracker.results, config.evaluator)
         raise PipelineRunError(
-            failed, one_line_reason(error), summarize(store, tracker.results, config.evaluator)
+            failed, one_line_reason(error), replace(summary, run_id=tracker.run_id or "")
         ) from error
-    return summarize(store, tracker.results, config.evaluator)
+    summary = summarize(store, tracker.results, config.evaluator)
+    return replace(summary, run_id=tracker.run_id or "")

@@ -1,0 +1,278 @@
+"""What a run's report shows, read from the run's own artifacts and ML Metadata.
+
+Everything comes from what the run recorded: the executions its summary
+names, their output artifacts in ML Metadata, and the files under those
+artifacts (statistics and anomalies protos, TFMA's metrics, the Trainer's
+TensorBoard events, the pushed version's manifest). Nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from components import contracts, mlmd, storage
+from components.registry import manifest as manifest_lib
+from pipeline.config import PipelineConfig
+from pipeline.lineage.graph import MetadataGraph
+from pipeline.summary import RunSummary
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    """One feature of one split's statistics."""
+
+    name: str
+    kind: str  # numeric or string
+    count: int
+    missing: int
+    mean: float | None = None
+    std: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    zeros: int | None = None
+    unique: int | None = None
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    feature: str
+    short: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SliceRow:
+    value: str
+    examples: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    node_id: str
+    state: str
+    seconds: float
+    outputs: tuple[str, ...]
+
+
+@dataclass
+class ReportData:
+    """Everything the page shows, as plain values."""
+
+    pipeline: str
+    run_id: str
+    summary: RunSummary
+    gated_metric: str
+    thresholds: dict[str, float]
+    splits: dict[str, tuple[int, list[FeatureRow]]] = field(default_factory=dict)
+    anomalies: list[Anomaly] | None = None
+    slices: dict[str, list[SliceRow]] = field(default_factory=dict)
+    curves: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+    nodes: list[GraphNode] = field(default_factory=list)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # producer, consumer, key
+    notes: list[str] = field(default_factory=list)
+
+
+def _present_and_missing(common: Any) -> tuple[int, int]:
+    """(examples with a value, examples without one) of a one-value-per-example column.
+
+    An empty CSV cell becomes a feature with no values, which TFDV counts as
+    present (`num_non_missing`) with zero values; for a column of at most one
+    value per example, the examples without a value are those short of
+    `tot_num_values`.
+    """
+    present = int(common.num_non_missing)
+    missing = int(common.num_missing)
+    if common.max_num_values <= 1:
+        empty = max(0, present - int(common.tot_num_values))
+        return present - empty, missing + empty
+    return present, missing
+
+
+def _feature_row(feature: Any) -> FeatureRow:
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    name = ".".join(feature.path.step) or feature.name
+    if feature.HasField("num_stats"):
+        num = feature.num_stats
+        count, missing = _present_and_missing(num.common_stats)
+        return FeatureRow(
+            name=name,
+            kind="numeric",
+            count=count,
+            missing=missing,
+            mean=num.mean,
+            std=num.std_dev,
+            minimum=num.min,
+            maximum=num.max,
+            zeros=int(num.num_zeros),
+        )
+    text = feature.string_stats
+    kind = "string" if feature.type == statistics_pb2.FeatureNameStatistics.STRING else "other"
+    count, missing = _present_and_missing(text.common_stats)
+    return FeatureRow(
+        name=name,
+        kind=kind,
+        count=count,
+        missing=missing,
+        unique=int(text.unique),
+        top=tuple((v.value, v.frequency) for v in text.top_values[:3]),
+    )
+
+
+def read_statistics(uri: str) -> dict[str, tuple[int, list[FeatureRow]]]:
+    """Per split: (examples, one row per feature), from StatisticsGen's protos."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    splits = {}
+    for name in sorted(storage.children(uri)):
+        path = storage.join(uri, name, "FeatureStats.pb")
+        if not name.startswith("Split-") or not storage.exists(path):
+            continue
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        stats.ParseFromString(storage.read_bytes(path))
+        for dataset in stats.datasets[:1]:
+            rows = sorted((_feature_row(f) for f in dataset.features), key=lambda r: r.name)
+            splits[name[len("Split-") :]] = (int(dataset.num_examples), rows)
+    return splits
+
+
+def read_anomalies(uri: str) -> list[Anomaly]:
+    """ExampleValidator's anomalies over every split, by feature."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    found = []
+    for name in sorted(storage.children(uri)):
+        path = storage.join(uri, name, "SchemaDiff.pb")
+        if not storage.exists(path):
+            continue
+        anomalies = anomalies_pb2.Anomalies()
+        anomalies.ParseFromString(storage.read_bytes(path))
+        split = name[len("Split-") :] if name.startswith("Split-") else name
+        for feature, info in sorted(anomalies.anomaly_info.items()):
+            found.append(Anomaly(f"{feature} ({split})", info.short_description, info.description))
+    return found
+
+
+def read_curves(model_run_uri: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Scalar curves of the Trainer's TensorBoard events: tag -> split -> [(step, value)].
+
+    Keras' TensorBoard callback writes `train/` and `validation/` event files
+    with `epoch_<metric>` tags, one point per epoch.
+    """
+    import tensorflow as tf
+
+    curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for split in ("train", "validation"):
+        folder = storage.join(model_run_uri, split)
+        if not storage.isdir(folder):
+            continue
+        for name in sorted(storage.children(folder)):
+            if "tfevents" not in name:
+                continue
+            for event in tf.compat.v1.train.summary_iterator(storage.join(folder, name)):
+                for value in event.summary.value:
+                    if not value.tag.startswith("epoch_"):
+                        continue
+                    number = (
+                        float(tf.make_ndarray(value.tensor))
+                        if value.HasField("tensor")
+                        else float(value.simple_value)
+                    )
+                    tag = value.tag[len("epoch_") :]
+                    curves.setdefault(tag, {}).setdefault(split, []).append((event.step, number))
+    for by_split in curves.values():
+        for points in by_split.values():
+            points.sort()
+    return curves
+
+
+def read_slices(evaluation_uri: str, columns: tuple[str, ...]) -> dict[str, list[SliceRow]]:
+    """The candidate's metrics per value of each slice column, from TFMA's output."""
+    from components.evaluator.metrics import slice_metrics
+
+    slices = {}
+    for column, found in slice_metrics(evaluation_uri, columns).items():
+        rows = []
+        for value, metrics in found:
+            metrics = dict(metrics)
+            examples = int(metrics.pop("example_count", 0))
+            rows.append(SliceRow(str(value), examples, metrics))
+        rows.sort(key=lambda r: (_numeric_key(r.value), r.value))
+        slices[column] = rows
+    return slices
+
+
+def _numeric_key(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("inf")
+
+
+def _graph(
+    graph: MetadataGraph, summary: RunSummary
+) -> tuple[list[GraphNode], list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
+    """The run's nodes, the artifact edges between them, and each node's outputs."""
+    by_execution = {n.execution_id: n for n in summary.nodes if n.execution_id}
+    producer_of: dict[int, tuple[str, str]] = {}
+    outputs: dict[str, dict[str, Any]] = {}
+    for execution_id, node in by_execution.items():
+        outs = graph.io(execution_id, "output")
+        outputs[node.node_id] = outs
+        for key, artifacts in outs.items():
+            for artifact in artifacts:
+                producer_of[artifact.id] = (node.node_id, key)
+    nodes, edges = [], []
+    for execution_id, node in by_execution.items():
+        nodes.append(
+            GraphNode(node.node_id, node.state, node.seconds, tuple(sorted(outputs[node.node_id])))
+        )
+        for artifacts in graph.io(execution_id, "input").values():
+            for artifact in artifacts:
+                if artifact.id in producer_of:
+                    source, key = producer_of[artifact.id]
+                    edges.append((source, node.node_id, key))
+    return nodes, sorted(set(edges)), outputs
+
+
+def _uri(outputs: dict[str, dict[str, Any]], node_id: str, key: str) -> str | None:
+    artifacts = outputs.get(node_id, {}).get(key) or []
+    return str(artifacts[0].uri) if artifacts else None
+
+
+def collect(config: PipelineConfig, summary: RunSummary) -> ReportData:
+    """Reads everything the report shows for one finished run."""
+    data = ReportData(
+        pipeline=config.run.pipeline_name,
+        run_id=summary.run_id,
+        summary=summary,
+        gated_metric=config.evaluator.metric,
+        thresholds={
+            contracts.MIN_VALUE: config.evaluator.min_value,
+            contracts.MAX_DROP: config.evaluator.max_drop,
+        },
+    )
+    store = mlmd.open_for_reading(config.metadata)
+    data.nodes, data.edges, outputs = _graph(MetadataGraph(store), summary)
+
+    statistics = _uri(outputs, contracts.STATISTICS_GEN, contracts.STATISTICS)
+    if statistics:
+        data.splits = read_statistics(statistics)
+    anomalies = _uri(outputs, contracts.EXAMPLE_VALIDATOR, contracts.ANOMALIES)
+    if anomalies:
+        data.anomalies = read_anomalies(anomalies)
+    model_run = _uri(outputs, contracts.TRAINER, contracts.MODEL_RUN)
+    if model_run:
+        data.curves = read_curves(model_run)
+    if summary.evaluation_uri and config.model.slice_by:
+        data.slices = read_slices(summary.evaluation_uri, config.model.slice_by)
+    if summary.pushed_uri and storage.exists(
+        os.path.join(summary.pushed_uri, manifest_lib.MANIFEST_FILE)
+    ):
+        data.manifest = manifest_lib.read(summary.pushed_uri)
+    return data
