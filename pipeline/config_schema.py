@@ -95,6 +95,10 @@ def json_schema() -> dict[str, Any]:
     schema: dict[str, Any] = TypeAdapter(config_lib.PipelineConfig).json_schema()
     defs = schema.setdefault("$defs", {})
     classes = _sections(config_lib.PipelineConfig, {})
+    hints = typing.get_type_hints(config_lib.PipelineConfig)
+    classes_by_field = {
+        f.name: hints[f.name] for f in dataclasses.fields(config_lib.PipelineConfig)
+    }
     top = {"$defs": defs, **{k: v for k, v in schema.items() if k != "$defs"}}
     for name, cls in classes.items():
         node = top if cls is config_lib.PipelineConfig else defs[name]
@@ -107,6 +111,18 @@ def json_schema() -> dict[str, Any]:
                 prop["description"] = fields[field_name]
             if (cls, field_name) in _CHOICES:
                 prop["enum"] = list(_CHOICES[(cls, field_name)])
+    for old, new in config_lib.ALIASES.items():
+        section, old_name = old.split(".")
+        target = defs[classes_by_field[section].__name__]["properties"]
+        target[old_name] = {
+            **{
+                k: v
+                for k, v in target[new.split(".")[1]].items()
+                if k not in ("description", "default")
+            },
+            "deprecated": True,
+            "description": f"The old name of {new}; set one of the two.",
+        }
     top["properties"][config_lib.EXTENDS] = {
         "type": "string",
         "description": "A YAML file this one starts from (relative to this file, or "

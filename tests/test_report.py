@@ -130,9 +130,10 @@ def test_the_browser_check_sees_console_errors(tmp_path: Path) -> None:
     assert any("nothing is not defined" in m for m in loaded.console)
 
 
-def test_the_page_loads_in_chromium_without_console_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("auc", [0.95, float("nan")])
+def test_the_page_loads_in_chromium_without_console_errors(tmp_path: Path, auc: float) -> None:
     report = tmp_path / "report.html"
-    report.write_text(page.render(_data()))
+    report.write_text(page.render(_data(slices={"city": [SliceRow("Paris", 6, {"auc": auc})]})))
     loaded = browser.load(report)
     assert loaded.console == []
     for key, _ in page.SECTIONS:
@@ -143,3 +144,22 @@ def test_the_page_loads_in_chromium_without_console_errors(tmp_path: Path) -> No
 @pytest.mark.parametrize("value", [0.0, 0.5, 12.25, 123456.0])
 def test_numbers_in_figures_are_short(value: float) -> None:
     assert len(svg._fmt(value)) <= 9
+
+
+def test_non_finite_metrics_are_named_not_drawn() -> None:
+    nan, inf = float("nan"), float("inf")
+    data = _data(
+        slices={"city": [SliceRow("Paris", 6, {"auc": nan}), SliceRow("Rome", 4, {"auc": 0.8})]},
+        curves={"loss": {"train": [(0, 0.7), (1, nan), (2, inf), (3, 0.4)]}},
+    )
+    data.summary.metrics["auc"] = nan
+    html = page.render(data)
+    # No coordinate of any figure is NaN or infinite; the table still shows the value.
+    assert re.search(r'="[^"]*(nan|inf)', html, re.IGNORECASE) is None
+    assert "n/a (nan)" in html and html.count("<polyline") == 1
+
+
+def test_slices_say_why_they_are_missing() -> None:
+    assert "No slice columns are configured" in page.render(_data(slices={}))
+    html = page.render(_data(slices={}, slice_columns=("city",)))
+    assert "The Evaluator did not run" in html

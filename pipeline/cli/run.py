@@ -253,7 +253,8 @@ def _run(args: argparse.Namespace) -> int:
         if error.node_id == contracts.EXAMPLE_GEN and "UnicodeDecodeError" in reason:
             reason = preflight.find_undecodable(config.data.root) or reason
         print(f"FAILED at {error.node_id}: {reason}", file=sys.stderr)
-        report = _write_report(args, config, error.summary, log_file)
+        with quiet_stdout:
+            report = _write_report(args, config, error.summary, log_file)
         print(f"full log: {log_file}", file=sys.stderr)
         if report:
             print(f"report: {report}", file=sys.stderr)
@@ -269,7 +270,8 @@ def _run(args: argparse.Namespace) -> int:
             )
         return 1
     seconds = time.monotonic() - started
-    report = _write_report(args, config, summary, log_file)
+    with quiet_stdout:
+        report = _write_report(args, config, summary, log_file)
     if common.wants_json(args):
         common.print_json({**_summary_json(summary, config, log_file, seconds), "report": report})
         return 0
@@ -291,7 +293,10 @@ def _write_report(
         return write_report(config, summary, path)
     except Exception as error:  # the run's own outcome matters more than its page
         logging.warning("report not written", exc_info=error)
-        common.say(args, f"report not written ({type(error).__name__}: {error}); see {log_file}")
+        print(
+            f"report not written ({type(error).__name__}: {error}); see {log_file}",
+            file=sys.stderr,
+        )
         return None
 
 

@@ -1,4 +1,4 @@
-"""The run report: one self-contained HTML page per run (see docs/report.md)."""
+"""The run report: one self-contained HTML page per run (README.md, "The run report")."""
 
 from __future__ import annotations
 

@@ -67,6 +67,7 @@ class ReportData:
     summary: RunSummary
     gated_metric: str
     thresholds: dict[str, float]
+    slice_columns: tuple[str, ...] = ()
     splits: dict[str, tuple[int, list[FeatureRow]]] = field(default_factory=dict)
     anomalies: list[Anomaly] | None = None
     slices: dict[str, list[SliceRow]] = field(default_factory=dict)
@@ -256,6 +257,7 @@ def collect(config: PipelineConfig, summary: RunSummary) -> ReportData:
             contracts.MIN_VALUE: config.evaluator.min_value,
             contracts.MAX_DROP: config.evaluator.max_drop,
         },
+        slice_columns=config.model.slice_by,
     )
     store = mlmd.open_for_reading(config.metadata)
     data.nodes, data.edges, outputs = _graph(MetadataGraph(store), summary)

@@ -206,7 +206,13 @@ def _evaluation(data: ReportData) -> str:
 
 def _slices(data: ReportData) -> str:
     if not data.slices:
-        return '<p class="muted">No slice columns are configured (model.slice_by).</p>'
+        if not data.slice_columns:
+            reason = "No slice columns are configured (model.slice_by)."
+        elif not data.summary.evaluation_uri:
+            reason = "The Evaluator did not run, so there are no metrics by slice."
+        else:
+            reason = f"TFMA recorded no slices by {', '.join(data.slice_columns)}."
+        return f'<p class="muted">{escape(reason)}</p>'
     metric = data.gated_metric
     parts = []
     overall = data.summary.metrics.get(metric)
@@ -303,7 +309,7 @@ def render(data: ReportData) -> str:
         for key, title in SECTIONS
     )
     notes = "".join(f'<p class="warn">{escape(n)}</p>' for n in data.notes)
-    title = f"{data.pipeline} run {data.run_id}".strip()
+    title = f"{data.pipeline} run {data.run_id}" if data.run_id else f"{data.pipeline} run"
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'

@@ -39,6 +39,11 @@ def line_chart(
     x_label: str = "step",
 ) -> str:
     """One chart of several (x, y) series, with a legend and labelled axes."""
+    # A non-finite value (a NaN loss) has no place on an axis: it is left out.
+    series = {
+        name: [(a, b) for a, b in values if math.isfinite(a) and math.isfinite(b)]
+        for name, values in series.items()
+    }
     points = [p for s in series.values() for p in s]
     if not points:
         return ""
@@ -98,7 +103,11 @@ def bar_chart(
         return ""
     row, left, right, top = 18, 120, 60, 28
     height = top + row * len(bars) + 24
-    values = [v for _, v in bars] + ([reference] if reference is not None else [])
+    if reference is not None and not math.isfinite(reference):
+        reference = None
+    # A non-finite value (AUC of a one-class slice) is named, not drawn.
+    values = [v for _, v in bars if math.isfinite(v)] or [0.0]
+    values += [reference] if reference is not None else []
     high = max(max(values), 0.0) or 1.0
     low = min(min(values), 0.0)
 
@@ -113,11 +122,18 @@ def bar_chart(
     for i, (label, value) in enumerate(bars):
         y = top + i * row
         parts.append(
+            f"<g><title>{escape(label)}: {value}</title>"
             f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(label[:18])}</text>'
-            f'<rect x="{x(min(value, 0)):.1f}" y="{y + 2}" width="{abs(x(value) - x(0)):.1f}" '
-            f'height="{row - 5}" fill="{PALETTE[0]}"/>'
-            f'<text x="{x(max(value, 0)) + 4:.1f}" y="{y + 12}">{_fmt(value)}</text>'
         )
+        if math.isfinite(value):
+            parts.append(
+                f'<rect x="{x(min(value, 0)):.1f}" y="{y + 2}" '
+                f'width="{abs(x(value) - x(0)):.1f}" height="{row - 5}" fill="{PALETTE[0]}"/>'
+                f'<text x="{x(max(value, 0)) + 4:.1f}" y="{y + 12}">{_fmt(value)}</text>'
+            )
+        else:
+            parts.append(f'<text x="{x(0) + 4:.1f}" y="{y + 12}">n/a ({value})</text>')
+        parts.append("</g>")
     if reference is not None:
         rx = x(reference)
         parts.append(
