@@ -142,10 +142,11 @@ def schema_text() -> str:
 
 
 def header_for(config_file: str | os.PathLike[str]) -> str:
-    """The yaml-language-server line pointing a config file at the packaged schema."""
-    folder = Path(config_file).resolve().parent
-    try:
-        target = os.path.relpath(SCHEMA_FILE.resolve(), folder)
-    except ValueError:  # another drive (Windows)
-        target = str(SCHEMA_FILE.resolve())
-    return f"{HEADER_PREFIX}{target}"
+    """The yaml-language-server line pointing a written config file at the packaged schema.
+
+    A file: URI of this installation's schema: a path relative to the config
+    would climb out of the user's folder into the virtual environment, and
+    break when either moves.
+    """
+    del config_file  # the URI is absolute, wherever the config lives
+    return f"{HEADER_PREFIX}{SCHEMA_FILE.resolve().as_uri()}"

@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import shutil
 import statistics
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -519,7 +520,8 @@ def test_penguins_config(penguins: InitResult) -> None:
 
 
 def test_penguins_comments_explain_the_choices(penguins: InitResult) -> None:
-    text = Path(penguins.config_path).read_text()
+    header, text = Path(penguins.config_path).read_text().split("\n", 1)
+    assert header.startswith(config_schema.HEADER_PREFIX)
     assert text.startswith(
         f"# Written by `python -m pipeline init` on {penguins.date} from 344 rows of "
         f"1 CSV file in {penguins.data_root}.\n"
@@ -543,8 +545,10 @@ def test_written_config_loads_as_a_pipeline_config(
     # The first line points editors at the packaged schema, and the file passes it.
     first = Path(result.config_path).read_text().splitlines()[0]
     assert first.startswith(config_schema.HEADER_PREFIX)
-    target = Path(result.config_path).parent / first[len(config_schema.HEADER_PREFIX) :]
-    assert target.resolve() == config_schema.SCHEMA_FILE.resolve()
+    uri = first[len(config_schema.HEADER_PREFIX) :]
+    assert uri.startswith("file:///")
+    target = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
+    assert target == config_schema.SCHEMA_FILE.resolve()
     tree = yaml.safe_load(Path(result.config_path).read_text())
     jsonschema.validate(tree, json.loads(target.read_text()))
 

@@ -446,7 +446,8 @@ def test_a_label_with_one_class_in_the_training_split_stops_at_the_gate(penguins
 def test_the_written_config_is_plain_yaml_a_person_can_edit(penguins_run):
     config_file, _, _ = penguins_run
     text = config_file.read_text()
-    assert text.startswith("# Written by `python -m pipeline init`")
+    assert text.startswith("# yaml-language-server: $schema=file:///")
+    assert text.split("\n", 1)[1].startswith("# Written by `python -m pipeline init`")
     # Each decision carries its reason, where a person would ask why.
     assert re.search(r"bill_length_mm: \{kind: numeric, fill: [\d.]+\}\s+# numbers, NA", text)
     assert re.search(r"task: multiclass\s+# 3 classes: Adelie 152", text)
