@@ -22,7 +22,6 @@ import json
 import os
 import re
 import typing
-from pathlib import Path
 from typing import Any
 
 from components import contracts, workload
