@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import typing
 from typing import Any
@@ -140,12 +139,11 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
 
 
-def header_for(config_file: str | os.PathLike[str]) -> str:
+def schema_header() -> str:
     """The yaml-language-server line pointing a written config file at the packaged schema.
 
     A file: URI of this installation's schema: a path relative to the config
     would climb out of the user's folder into the virtual environment, and
     break when either moves.
     """
-    del config_file  # the URI is absolute, wherever the config lives
     return f"{HEADER_PREFIX}{SCHEMA_FILE.resolve().as_uri()}"

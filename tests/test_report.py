@@ -16,7 +16,6 @@ from pipeline.report import page, svg
 from pipeline.report.collect import (
     Anomaly,
     FeatureRow,
-    GraphNode,
     ReportData,
     SliceRow,
     _present_and_missing,
@@ -40,7 +39,6 @@ def _data(**changes: object) -> ReportData:
     )
     data = ReportData(
         pipeline="demo",
-        run_id="run-7",
         summary=summary,
         gated_metric="auc",
         thresholds={"min_value": 0.8, "max_drop": 0.01},
@@ -57,7 +55,7 @@ def _data(**changes: object) -> ReportData:
         slices={"city": [SliceRow("Paris", 6, {"auc": 0.95}), SliceRow("Rome", 4, {"auc": 0.85})]},
         curves={"loss": {"train": [(0, 0.7), (1, 0.5)], "validation": [(1, 0.55)]}},
         manifest={"format": 1, "model_name": "m", "version": 2, "files": {"a.pb": {"size": 3}}},
-        nodes=[GraphNode(n, s, 1.5, ()) for n, s in NODES],
+        nodes=list(NODES),
         edges=[
             ("example_gen", "statistics_gen", "examples"),
             ("example_gen", "trainer", "examples"),

@@ -254,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
             reason = preflight.find_undecodable(config.data.root) or reason
         print(f"FAILED at {error.node_id}: {reason}", file=sys.stderr)
         with quiet_stdout:
-            report = _write_report(args, config, error.summary, log_file)
+            report = _write_report(config, error.summary, log_file)
         print(f"full log: {log_file}", file=sys.stderr)
         if report:
             print(f"report: {report}", file=sys.stderr)
@@ -271,7 +271,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     seconds = time.monotonic() - started
     with quiet_stdout:
-        report = _write_report(args, config, summary, log_file)
+        report = _write_report(config, summary, log_file)
     if common.wants_json(args):
         common.print_json({**_summary_json(summary, config, log_file, seconds), "report": report})
         return 0
@@ -282,9 +282,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(
-    args: argparse.Namespace, config: PipelineConfig, summary: RunSummary, log_file: str
-) -> str | None:
+def _write_report(config: PipelineConfig, summary: RunSummary, log_file: str) -> str | None:
     """The run's HTML report beside its log; None (said on stderr) if it could not be written."""
     from pipeline.report import write_report
 

@@ -117,7 +117,7 @@ def render_config(result: InitResult) -> str:
     label = result.label
     files = _plural(len(result.files), "CSV file")
     lines = [
-        config_schema.header_for(result.config_path),
+        config_schema.schema_header(),
         f"# Written by `python -m pipeline init` on {result.date} from {result.rows} rows "
         f"of {files} in {result.data_root}.",
         "# Edit it: change kinds, drop or add features, then "

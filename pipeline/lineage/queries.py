@@ -16,6 +16,7 @@ from typing import Any
 
 from components import contracts, mlmd, storage
 from components.mlmd import Artifact, Execution
+from components.split_protos import ANOMALIES_FILE, STATISTICS_FILE, read_split_protos
 from pipeline.lineage.graph import LineageError, MetadataGraph
 
 
@@ -29,28 +30,14 @@ def _destination(pushed: Artifact) -> object:
     return mlmd.property_value(pushed, contracts.PUSHED_DESTINATION)
 
 
-def _read_proto(path: str, message: Any) -> Any | None:
-    if not storage.exists(path):
-        return None
-    message.ParseFromString(storage.read_bytes(path))
-    return message
-
-
 def split_counts(statistics: Artifact) -> dict[str, int]:
     """Examples per split, from the statistics StatisticsGen wrote for them."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    counts = {}
-    for name in storage.children(statistics.uri):
-        if not name.startswith("Split-"):
-            continue
-        stats = _read_proto(
-            storage.join(statistics.uri, name, "FeatureStats.pb"),
-            statistics_pb2.DatasetFeatureStatisticsList(),
-        )
-        if stats is not None and stats.datasets:
-            counts[name[len("Split-") :]] = int(stats.datasets[0].num_examples)
-    return counts
+    found = read_split_protos(
+        statistics.uri, STATISTICS_FILE, statistics_pb2.DatasetFeatureStatisticsList
+    )
+    return {split: int(s.datasets[0].num_examples) for split, s in found.items() if s.datasets}
 
 
 def anomaly_count(anomalies: Artifact) -> int | None:
@@ -59,15 +46,8 @@ def anomaly_count(anomalies: Artifact) -> int | None:
 
     if not storage.isdir(anomalies.uri):
         return None
-    total = 0
-    for name in storage.children(anomalies.uri):
-        found = _read_proto(
-            storage.join(anomalies.uri, name, "SchemaDiff.pb"),
-            anomalies_pb2.Anomalies(),
-        )
-        if found is not None:
-            total += len(found.anomaly_info)
-    return total
+    found = read_split_protos(anomalies.uri, ANOMALIES_FILE, anomalies_pb2.Anomalies)
+    return sum(len(a.anomaly_info) for a in found.values())
 
 
 def _alive(pid: int, host: str) -> bool:

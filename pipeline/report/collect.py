@@ -8,12 +8,12 @@ TensorBoard events, the pushed version's manifest). Nothing is recomputed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from components import contracts, mlmd, storage
 from components.registry import manifest as manifest_lib
+from components.split_protos import ANOMALIES_FILE, STATISTICS_FILE, read_split_protos
 from pipeline.config import PipelineConfig
 from pipeline.lineage.graph import MetadataGraph
 from pipeline.summary import RunSummary
@@ -50,20 +50,11 @@ class SliceRow:
     metrics: dict[str, float]
 
 
-@dataclass(frozen=True)
-class GraphNode:
-    node_id: str
-    state: str
-    seconds: float
-    outputs: tuple[str, ...]
-
-
 @dataclass
 class ReportData:
     """Everything the page shows, as plain values."""
 
     pipeline: str
-    run_id: str
     summary: RunSummary
     gated_metric: str
     thresholds: dict[str, float]
@@ -73,9 +64,8 @@ class ReportData:
     slices: dict[str, list[SliceRow]] = field(default_factory=dict)
     curves: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     manifest: dict[str, Any] | None = None
-    nodes: list[GraphNode] = field(default_factory=list)
+    nodes: list[tuple[str, str]] = field(default_factory=list)  # node id, state
     edges: list[tuple[str, str, str]] = field(default_factory=list)  # producer, consumer, key
-    notes: list[str] = field(default_factory=list)
 
 
 def _present_and_missing(common: Any) -> tuple[int, int]:
@@ -129,16 +119,12 @@ def read_statistics(uri: str) -> dict[str, tuple[int, list[FeatureRow]]]:
     """Per split: (examples, one row per feature), from StatisticsGen's protos."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
+    found = read_split_protos(uri, STATISTICS_FILE, statistics_pb2.DatasetFeatureStatisticsList)
     splits = {}
-    for name in sorted(storage.children(uri)):
-        path = storage.join(uri, name, "FeatureStats.pb")
-        if not name.startswith("Split-") or not storage.exists(path):
-            continue
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        stats.ParseFromString(storage.read_bytes(path))
+    for split, stats in found.items():
         for dataset in stats.datasets[:1]:
             rows = sorted((_feature_row(f) for f in dataset.features), key=lambda r: r.name)
-            splits[name[len("Split-") :]] = (int(dataset.num_examples), rows)
+            splits[split] = (int(dataset.num_examples), rows)
     return splits
 
 
@@ -146,17 +132,13 @@ def read_anomalies(uri: str) -> list[Anomaly]:
     """ExampleValidator's anomalies over every split, by feature."""
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-    found = []
-    for name in sorted(storage.children(uri)):
-        path = storage.join(uri, name, "SchemaDiff.pb")
-        if not storage.exists(path):
-            continue
-        anomalies = anomalies_pb2.Anomalies()
-        anomalies.ParseFromString(storage.read_bytes(path))
-        split = name[len("Split-") :] if name.startswith("Split-") else name
-        for feature, info in sorted(anomalies.anomaly_info.items()):
-            found.append(Anomaly(f"{feature} ({split})", info.short_description, info.description))
-    return found
+    return [
+        Anomaly(f"{feature} ({split})", info.short_description, info.description)
+        for split, anomalies in read_split_protos(
+            uri, ANOMALIES_FILE, anomalies_pb2.Anomalies
+        ).items()
+        for feature, info in sorted(anomalies.anomaly_info.items())
+    ]
 
 
 def read_curves(model_run_uri: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
@@ -217,7 +199,7 @@ def _numeric_key(text: str) -> float:
 
 def _graph(
     graph: MetadataGraph, summary: RunSummary
-) -> tuple[list[GraphNode], list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
     """The run's nodes, the artifact edges between them, and each node's outputs."""
     by_execution = {n.execution_id: n for n in summary.nodes if n.execution_id}
     producer_of: dict[int, tuple[str, str]] = {}
@@ -230,9 +212,7 @@ def _graph(
                 producer_of[artifact.id] = (node.node_id, key)
     nodes, edges = [], []
     for execution_id, node in by_execution.items():
-        nodes.append(
-            GraphNode(node.node_id, node.state, node.seconds, tuple(sorted(outputs[node.node_id])))
-        )
+        nodes.append((node.node_id, node.state))
         for artifacts in graph.io(execution_id, "input").values():
             for artifact in artifacts:
                 if artifact.id in producer_of:
@@ -250,7 +230,6 @@ def collect(config: PipelineConfig, summary: RunSummary) -> ReportData:
     """Reads everything the report shows for one finished run."""
     data = ReportData(
         pipeline=config.run.pipeline_name,
-        run_id=summary.run_id,
         summary=summary,
         gated_metric=config.evaluator.metric,
         thresholds={
@@ -274,7 +253,7 @@ def collect(config: PipelineConfig, summary: RunSummary) -> ReportData:
     if summary.evaluation_uri and config.model.slice_by:
         data.slices = read_slices(summary.evaluation_uri, config.model.slice_by)
     if summary.pushed_uri and storage.exists(
-        os.path.join(summary.pushed_uri, manifest_lib.MANIFEST_FILE)
+        storage.join(summary.pushed_uri, manifest_lib.MANIFEST_FILE)
     ):
         data.manifest = manifest_lib.read(summary.pushed_uri)
     return data

@@ -39,7 +39,7 @@ table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f5f5f5; } td.text, th.text { text-align: left; }
 .blessed { color: #1b5e20; font-weight: 600; } .refused { color: #b71c1c; font-weight: 600; }
-.muted { color: #777; } .warn { background: #fff3e0; }
+.muted { color: #777; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
 svg text.title { font-weight: 600; font-size: 12px; } svg text.name { font-weight: 600; }
 svg .axis { stroke: #999; } svg .reference { stroke: #d62728; stroke-dasharray: 4 3; }
@@ -85,7 +85,7 @@ def _overview(data: ReportData) -> str:
     )
     rows = [
         ("pipeline", escape(data.pipeline)),
-        ("run", escape(data.run_id or "(not recorded)")),
+        ("run", escape(data.summary.run_id or "(not recorded)")),
         ("verdict", verdict),
         (
             "pushed",
@@ -280,7 +280,7 @@ def _version(data: ReportData) -> str:
 def _lineage(data: ReportData) -> str:
     if not data.nodes:
         return '<p class="muted">No executions were recorded.</p>'
-    figure = svg.dag([(n.node_id, n.state) for n in data.nodes], data.edges)
+    figure = svg.dag(data.nodes, data.edges)
     edges = _table(
         ("from", "to", "artifact"),
         ((escape(a), escape(b), escape(k)) for a, b, k in data.edges),
@@ -308,13 +308,13 @@ def render(data: ReportData) -> str:
         f'<section id="{key}"><h2>{escape(title)}</h2>{_RENDER[key](data)}</section>'
         for key, title in SECTIONS
     )
-    notes = "".join(f'<p class="warn">{escape(n)}</p>' for n in data.notes)
-    title = f"{data.pipeline} run {data.run_id}" if data.run_id else f"{data.pipeline} run"
+    run_id = data.summary.run_id
+    title = f"{data.pipeline} run {run_id}" if run_id else f"{data.pipeline} run"
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{_CSS}</style></head><body>"
         f"<header><h1>{escape(title)}</h1><nav>{nav}</nav></header>"
-        f"<main>{notes}{sections}</main></body></html>\n"
+        f"<main>{sections}</main></body></html>\n"
     )

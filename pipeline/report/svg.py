@@ -31,6 +31,14 @@ def _range(values: Sequence[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def _open(css_class: str, label: str, width: int, height: int) -> str:
+    """An inline SVG's opening tag, sized in CSS pixels and labelled for screen readers."""
+    return (
+        f'<svg class="{css_class}" role="img" aria-label="{escape(label)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+    )
+
+
 def line_chart(
     title: str,
     series: Mapping[str, Sequence[tuple[float, float]]],
@@ -59,8 +67,7 @@ def line_chart(
         return top + (y_high - v) / (y_high - y_low) * (height - top - bottom)
 
     parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        _open("chart", title, width, height),
         f'<text x="{left}" y="16" class="title">{escape(title)}</text>',
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
         'class="axis"/>',
@@ -115,8 +122,7 @@ def bar_chart(
         return left + (v - low) / (high - low) * (width - left - right)
 
     parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        _open("chart", title, width, height),
         f'<text x="{left}" y="16" class="title">{escape(title)}</text>',
     ]
     for i, (label, value) in enumerate(bars):
@@ -186,8 +192,7 @@ def dag(
             where[node] = (10 + index * step_x, offset + row * (box_h + gap_y) + gap_y / 2)
     state_of = dict(nodes)
     parts = [
-        f'<svg class="dag" role="img" aria-label="lineage of this run" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        _open("dag", "lineage of this run", width, height),
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
         'fill="#777"/></marker></defs>',
