@@ -20,6 +20,7 @@ TRAINER = "trainer"
 BASELINE_LOOKUP = "baseline_lookup"
 EVALUATOR = "evaluator"
 PUSHER = "pusher"
+RUN_REPORT = "run_report"
 
 NODE_IDS = (
     EXAMPLE_GEN,
@@ -32,6 +33,7 @@ NODE_IDS = (
     BASELINE_LOOKUP,
     EVALUATOR,
     PUSHER,
+    RUN_REPORT,
 )
 
 # Serving signatures of every exported model. All apply the transform graph.
@@ -81,6 +83,11 @@ BASELINE = "baseline"
 EVALUATION = "evaluation"
 BLESSING = "blessing"
 PUSHED_MODEL = "pushed_model"
+REPORT = "report"
+
+# The report's artifact type: Kubeflow's own name for an HTML page, which
+# its UI renders (pipeline/report/component.py).
+HTML_ARTIFACT_TYPE = "system.HTML"
 
 # BaselineLookup's reference artifact.
 BASELINE_FOUND = "baseline_found"

@@ -14,6 +14,7 @@ installed versions (TensorFlow 2.16, TFX 1.16, kfp 2.5).
 | `trainer_fn_args`          | TFX        | `GenericExecutor._log_startup, _GetFnArgs`   |
 | `kubeflow_v2_flags`        | TFX        | `kubeflow_v2_run_executor._parse_flags`      |
 | `run_kubeflow_v2_executor` | TFX        | `kubeflow_v2_run_executor._run_executor`     |
+| `kubeflow_v2_artifact_class` | TFX      | `compiler_utils.TITLE_TO_CLASS_PATH` (table) |
 | `kfp_create_pipeline`      | kfp        | `Client._pipelines_api`                      |
 | `kfp_ui_url`               | kfp        | `Client._get_url_prefix`                     |
 | `run_atexit_handlers`      | CPython    | `atexit._run_exitfuncs`                      |
@@ -139,6 +140,22 @@ def run_kubeflow_v2_executor(args: Any, beam_args: list[str]) -> None:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
     kubeflow_v2_run_executor._run_executor(args, beam_args)
+
+
+def kubeflow_v2_artifact_class(title: str, class_path: str) -> None:
+    """Tells TFX's Kubeflow v2 entrypoint which class a schema title stands for.
+
+    The entrypoint imports a custom artifact's class from its schema title
+    (`kubeflow_v2_entrypoint_utils._retrieve_class_path`), looking in
+    `TITLE_TO_CLASS_PATH` first. A `system.*` title, the type the Kubeflow
+    UI renders, is no import path, so it is entered in that table here.
+
+    On a TFX upgrade check that `_retrieve_class_path` still looks the title
+    up in `compiler_utils.TITLE_TO_CLASS_PATH` before importing it.
+    """
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+
+    compiler_utils.TITLE_TO_CLASS_PATH[title] = class_path
 
 
 def kfp_create_pipeline(client: Any, body: Any) -> Any:

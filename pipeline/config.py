@@ -267,6 +267,7 @@ class ResourcesConfig:
         baseline_lookup: The baseline lookup's pod.
         evaluator: Evaluator's pod.
         pusher: The registry pusher's pod.
+        run_report: The run report's pod.
     """
 
     statistics_gen: ComponentResources = field(default_factory=ComponentResources)
@@ -278,6 +279,7 @@ class ResourcesConfig:
     baseline_lookup: ComponentResources = field(default_factory=ComponentResources)
     evaluator: ComponentResources = field(default_factory=ComponentResources)
     pusher: ComponentResources = field(default_factory=ComponentResources)
+    run_report: ComponentResources = field(default_factory=ComponentResources)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

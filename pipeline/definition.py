@@ -24,6 +24,7 @@ from components.contracts import (
     EXAMPLE_VALIDATOR,
     NODE_IDS,
     PUSHER,
+    RUN_REPORT,
     SCHEMA_IMPORTER,
     STATISTICS_GEN,
     TRAINER,
@@ -39,6 +40,7 @@ from components.trainer.component import Trainer
 from components.training.custom_config import trainer_custom_config
 from components.workload import check_against_schema, schema_dtypes, serving_columns
 from pipeline.config import PipelineConfig
+from pipeline.report.component import RunReport
 
 RUN_FN = "components.training.run.run_fn"
 
@@ -50,6 +52,7 @@ __all__ = [
     "EXAMPLE_VALIDATOR",
     "NODE_IDS",
     "PUSHER",
+    "RUN_REPORT",
     "SCHEMA_IMPORTER",
     "STATISTICS_GEN",
     "TRAINER",
@@ -160,7 +163,8 @@ def create_pipeline(
 
     Returns:
         ExampleGen -> statistics, schema, validation and the anomalies gate ->
-        Transform -> Trainer -> baseline lookup -> Evaluator -> Pusher.
+        Transform -> Trainer -> baseline lookup -> Evaluator -> Pusher ->
+        the run's report page.
     """
     params = _parameters(config, runtime_parameters)
     example_gen = make_example_gen(config, params[DATA_ROOT])
@@ -244,6 +248,17 @@ def create_pipeline(
         metadata_connection=metadata_spec_json(config),
     ).with_id(PUSHER)
 
+    run_report = RunReport(
+        pushed_model=pusher.outputs[contracts.PUSHED_MODEL],
+        pipeline=config.run.pipeline_name,
+        pipeline_run_id=KFP_RUN_ID_PLACEHOLDER if runtime_parameters else "",
+        metric=config.evaluator.metric,
+        min_value=params[MIN_VALUE],
+        max_drop=params[MAX_DROP],
+        slice_by=config.model.slice_by,
+        metadata_connection=metadata_spec_json(config),
+    ).with_id(RUN_REPORT)
+
     return tfx.dsl.Pipeline(
         pipeline_name=config.run.pipeline_name,
         pipeline_root=config.run.pipeline_root,
@@ -258,6 +273,7 @@ def create_pipeline(
             baseline_lookup,
             evaluator,
             pusher,
+            run_report,
         ],
         enable_cache=config.run.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -157,3 +157,52 @@ def summarize(
             pushed_uri=str(mlmd.property_value(pushed[0], contracts.PUSHED_DESTINATION)),
         )
     return summary
+
+
+def summarize_run(
+    store: metadata_store.MetadataStore,
+    pipeline_name: str,
+    run_id: str,
+    thresholds: EvaluatorConfig,
+    leave_out: frozenset[str] = frozenset(),
+) -> RunSummary:
+    """Builds the RunSummary of a run from ML Metadata alone, in either dialect.
+
+    What `summarize` gets from the runner that watched the nodes, this reads
+    from the run's executions (a node's seconds are its execution's recorded
+    span), so it serves where no runner is at hand: a task inside the run.
+
+    Args:
+        store: The store the run records in.
+        pipeline_name: The pipeline.
+        run_id: TFX's pipeline_run or KFP's system.PipelineRun name.
+        thresholds: The thresholds the run was judged by.
+        leave_out: Node ids left out (a task that reads its own run).
+
+    Raises:
+        ValueError: The store holds no execution of that run of the pipeline.
+    """
+    from pipeline.lineage.graph import MetadataGraph
+
+    executions = mlmd.run_executions(store, pipeline_name, run_id)
+    if not executions:
+        raise ValueError(
+            f"ML Metadata holds no execution of run {run_id!r} of pipeline {pipeline_name!r}"
+        )
+    graph = MetadataGraph(store)
+    # Oldest first: a node retried within the run keeps its last execution.
+    latest = {graph.node_id(e): e for e in executions}
+    nodes = []
+    for node_id, execution in sorted(latest.items(), key=lambda item: item[1].id):
+        if node_id in leave_out:
+            continue
+        span_ms = execution.last_update_time_since_epoch - execution.create_time_since_epoch
+        nodes.append(
+            NodeResult(
+                node_id=node_id,
+                state=mlmd.state_name(execution),
+                seconds=max(0, span_ms) / 1000,
+                execution_id=execution.id,
+            )
+        )
+    return replace(summarize(store, nodes, thresholds), run_id=run_id)

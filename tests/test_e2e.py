@@ -127,6 +127,27 @@ def test_the_run_report_shows_this_run_and_loads_in_chromium(first_run, tmp_path
     assert loaded.screenshot.startswith(b"\x89PNG")
 
 
+def test_the_last_node_writes_the_same_page_as_an_html_artifact(first_run):
+    # What Kubeflow shows in the run's page: drawn by the run_report node
+    # from ML Metadata alone, every node but itself.
+    config, summary = first_run
+    store = metadata_store.MetadataStore(connection_config(to_dict(config.metadata)))
+    node = next(n for n in summary.nodes if n.node_id == definition.RUN_REPORT)
+    events = store.get_events_by_execution_ids([node.execution_id])
+    (page,) = store.get_artifacts_by_id(
+        [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    )
+    (page_type,) = store.get_artifact_types_by_id([page.type_id])
+    assert page_type.name == "system.HTML"
+    assert page.custom_properties["display_name"].string_value == "run report"
+    html = Path(page.uri).read_text()
+    for key, _ in report_page.SECTIONS:
+        assert f'id="{key}"' in html
+    assert html.count('class="node"') == len(definition.NODE_IDS) - 1
+    assert summary.run_id in html and "auc by trip_start_hour" in html
+    assert f"Version <b>{Path(summary.pushed_uri).name}</b>" in html
+
+
 def test_every_component_has_a_completed_execution(first_run):
     config, _ = first_run
     for node_id in definition.NODE_IDS:

@@ -323,3 +323,11 @@ def test_a_task_past_its_timeout_fails_the_run_by_name(compiled, tmp_path, capsy
     assert code == 1
     assert err[-2] == "FAILED at task example_gen (exit -9): stopped after 1s (the task timeout)"
     assert err[-1].startswith(f"task log: {tmp_path / 'local' / 'logs'}")
+
+
+def test_the_report_is_a_kubeflow_html_artifact(spec):
+    # The Kubeflow UI renders artifacts of type system.HTML in the task's page.
+    task = spec["root"]["dag"]["tasks"]["run_report"]
+    component = spec["components"][task["componentRef"]["name"]]
+    declared = component["outputDefinitions"]["artifacts"]["report"]["artifactType"]
+    assert yaml.safe_load(declared["instanceSchema"])["title"] == "system.HTML"

@@ -29,6 +29,8 @@ from pipeline.kubeflow.local_launcher import (
     LocalLauncher,
     load_spec,
 )
+from pipeline.report import page as report_page
+from tests import browser
 from tests.conftest import csv_columns, read_csv_rows, write_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -165,6 +167,26 @@ def test_records_are_named_as_kfp_names_them(first_run, emulator):
     assert len(done) >= len(definition.NODE_IDS)
     artifact_types = {t.name for t in store.get_artifact_types()}
     assert {"tfx.Examples", "tfx.Model", "tfx.ModelBlessing", "tfx.PushedModel"} <= artifact_types
+
+
+def test_the_report_is_an_html_artifact_the_kubeflow_ui_renders(first_run, emulator, tmp_path):
+    # The UI lists a task's system.HTML artifacts that have a display_name
+    # and shows the object at the URI (MetricsVisualizations.tsx).
+    page = first_run.tasks[definition.RUN_REPORT].outputs["report"]
+    (page_type,) = emulator.store.get_artifact_types_by_id([page.type_id])
+    assert page_type.name == "system.HTML"
+    assert page.custom_properties["display_name"].string_value == "run report"
+    html = Path(page.uri).read_text()  # a file at the URI, not a folder
+    copy = tmp_path / "report.html"
+    copy.write_text(html)
+    loaded = browser.load(copy)
+    assert loaded.console == []
+    for key, _ in report_page.SECTIONS:
+        assert f'id="{key}"' in loaded.dom
+    # Read back from the records KFP writes: every task of this run but the report.
+    assert loaded.dom.count('class="node"') == len(definition.NODE_IDS) - 1
+    assert "run-1" in loaded.dom and "trip_miles" in loaded.dom
+    assert '<span class="blessed">' in loaded.dom and "<polyline" in loaded.dom
 
 
 def test_second_run_finds_the_first_model_as_baseline(first_run, second_run):

@@ -55,3 +55,12 @@ def test_cpython_runs_atexit_handlers_on_request():
     import atexit
 
     assert callable(atexit._run_exitfuncs)
+
+
+def test_tfx_kubeflow_v2_entrypoint_looks_titles_up_in_its_table():
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as utils
+
+    assert "compiler_utils.TITLE_TO_CLASS_PATH" in inspect.getsource(utils._retrieve_class_path)
+    private_apis.kubeflow_v2_artifact_class("system.HTML", "pipeline.report.component.HtmlPage")
+    assert compiler_utils.TITLE_TO_CLASS_PATH["system.HTML"].endswith("HtmlPage")

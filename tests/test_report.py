@@ -161,3 +161,17 @@ def test_slices_say_why_they_are_missing() -> None:
     assert "No slice columns are configured" in page.render(_data(slices={}))
     html = page.render(_data(slices={}, slice_columns=("city",)))
     assert "The Evaluator did not run" in html
+
+
+def test_a_run_the_store_does_not_hold_is_named(tmp_path):
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline.config import EvaluatorConfig
+    from pipeline.summary import summarize_run
+
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(tmp_path / "mlmd.sqlite")
+    store = metadata_store.MetadataStore(connection)
+    with pytest.raises(ValueError, match=r"no execution of run 'run-9' of pipeline 'taxi'"):
+        summarize_run(store, "taxi", "run-9", EvaluatorConfig(metric="auc"))

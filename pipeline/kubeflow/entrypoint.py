@@ -12,6 +12,9 @@ before the executor starts (`'NoneType' object has no attribute 'get'`); a
 `system.*` title would fail the same way. The compiled component's own
 inputs spec, which the entrypoint also receives under spec 2.1, declares
 each input's type, so each input artifact gets the declared type back.
+
+The report's `system.HTML` output type (pipeline/report/component.py) is
+mapped to its class before TFX's entrypoint looks the title up.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components import environment, private_apis, process, storage
+from components import contracts, environment, private_apis, process, storage
+from pipeline.report.component import HtmlPage
 
 
 def restore_input_types(executor_input_json: str, inputs_spec_json: str) -> str:
@@ -69,6 +73,9 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
     # parameter (the data root) needs tensorflow-io's filesystem first.
     if "s3://" in args.json_serialized_invocation_args:
         storage.register_filesystems("s3://")
+    private_apis.kubeflow_v2_artifact_class(
+        contracts.HTML_ARTIFACT_TYPE, f"{HtmlPage.__module__}.{HtmlPage.__qualname__}"
+    )
     private_apis.run_kubeflow_v2_executor(args, beam_args)
 
 

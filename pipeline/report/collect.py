@@ -9,14 +9,17 @@ TensorBoard events, the pushed version's manifest). Nothing is recomputed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from components import contracts, mlmd, storage
+from components import contracts, storage
 from components.registry import manifest as manifest_lib
 from components.split_protos import ANOMALIES_FILE, STATISTICS_FILE, read_split_protos
-from pipeline.config import PipelineConfig
 from pipeline.lineage.graph import MetadataGraph
+from pipeline.report.settings import ReportSettings
 from pipeline.summary import RunSummary
+
+if TYPE_CHECKING:
+    from ml_metadata import metadata_store
 
 
 @dataclass(frozen=True)
@@ -226,19 +229,20 @@ def _uri(outputs: dict[str, dict[str, Any]], node_id: str, key: str) -> str | No
     return str(artifacts[0].uri) if artifacts else None
 
 
-def collect(config: PipelineConfig, summary: RunSummary) -> ReportData:
+def collect(
+    store: metadata_store.MetadataStore, summary: RunSummary, settings: ReportSettings
+) -> ReportData:
     """Reads everything the report shows for one finished run."""
     data = ReportData(
-        pipeline=config.run.pipeline_name,
+        pipeline=settings.pipeline,
         summary=summary,
-        gated_metric=config.evaluator.metric,
+        gated_metric=settings.metric,
         thresholds={
-            contracts.MIN_VALUE: config.evaluator.min_value,
-            contracts.MAX_DROP: config.evaluator.max_drop,
+            contracts.MIN_VALUE: settings.min_value,
+            contracts.MAX_DROP: settings.max_drop,
         },
-        slice_columns=config.model.slice_by,
+        slice_columns=settings.slice_columns,
     )
-    store = mlmd.open_for_reading(config.metadata)
     data.nodes, data.edges, outputs = _graph(MetadataGraph(store), summary)
 
     statistics = _uri(outputs, contracts.STATISTICS_GEN, contracts.STATISTICS)
@@ -250,8 +254,8 @@ def collect(config: PipelineConfig, summary: RunSummary) -> ReportData:
     model_run = _uri(outputs, contracts.TRAINER, contracts.MODEL_RUN)
     if model_run:
         data.curves = read_curves(model_run)
-    if summary.evaluation_uri and config.model.slice_by:
-        data.slices = read_slices(summary.evaluation_uri, config.model.slice_by)
+    if summary.evaluation_uri and settings.slice_columns:
+        data.slices = read_slices(summary.evaluation_uri, settings.slice_columns)
     if summary.pushed_uri and storage.exists(
         storage.join(summary.pushed_uri, manifest_lib.MANIFEST_FILE)
     ):

@@ -1,0 +1,67 @@
+"""RunReport executor: draws its own run's page from ML Metadata into the HTML artifact."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow as tf
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from components import contracts
+from components.mlmd import connect
+
+# Not `pipeline_name`: TFX reserves that execution property key.
+PIPELINE_NAME = "pipeline"
+PIPELINE_RUN_ID = "pipeline_run_id"
+METRIC = contracts.METRIC
+MIN_VALUE = contracts.MIN_VALUE
+MAX_DROP = contracts.MAX_DROP
+SLICE_BY = "slice_by"
+METADATA_CONNECTION = "metadata_connection"
+# The name the Kubeflow UI shows above the page; it lists only HTML
+# artifacts that carry one.
+DISPLAY_NAME = "display_name"
+
+
+class Executor(base_executor.BaseExecutor):
+    """Writes the report page of the run this execution belongs to."""
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        from pipeline.report import page_of_run
+        from pipeline.report.settings import ReportSettings
+
+        # The local runner passes the run id in the executor context; the
+        # Kubeflow compile passes `{{$.pipeline_job_uuid}}` as the parameter.
+        run_id = exec_properties[PIPELINE_RUN_ID] or (
+            self._context.pipeline_run_id if self._context else ""
+        )
+        if not run_id:
+            raise ValueError("RunReport: no pipeline run id (parameter or executor context)")
+        settings = ReportSettings(
+            pipeline=exec_properties[PIPELINE_NAME],
+            metric=exec_properties[METRIC],
+            min_value=float(exec_properties[MIN_VALUE]),
+            max_drop=float(exec_properties[MAX_DROP]),
+            slice_columns=tuple(c for c in exec_properties[SLICE_BY].split(",") if c),
+        )
+        html = page_of_run(
+            connect(exec_properties[METADATA_CONNECTION]),
+            settings,
+            run_id,
+            leave_out=frozenset({contracts.RUN_REPORT}),
+        )
+        page = artifact_utils.get_single_instance(output_dict[contracts.REPORT])
+        tf.io.gfile.makedirs(os.path.dirname(page.uri))
+        with tf.io.gfile.GFile(page.uri, "w") as f:
+            f.write(html)
+        page.set_string_custom_property(DISPLAY_NAME, "run report")
+        logging.info("RunReport: wrote %s (%d bytes)", page.uri, len(html))
