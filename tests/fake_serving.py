@@ -15,6 +15,15 @@ and proto shapes, and TF Serving's error codes and messages:
   missing servable);
 - unknown signature: FAILED_PRECONDITION; bad inputs: INVALID_ARGUMENT.
 
+Model status (REST `GET /v1/models/<m>[/versions/<n>]`, gRPC
+`ModelService/GetModelStatus`) reports each version's manager state and
+health as `get_model_status_impl.cc` does, versions newest first: a loaded
+version is AVAILABLE; `set_state` puts a version in START or LOADING (not
+yet served), `fail_load` in END with the load's error (the older versions
+keep serving, tensorflow/serving#1738), `load` makes it AVAILABLE. A
+version the server has not seen is NOT_FOUND, "Could not find version N of
+model M"; labels are not part of that API.
+
 Every predict call is recorded in `calls`, so a test can check which version
 a request reached.
 """
@@ -33,7 +42,12 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from tests.fake_http import FakeHttpServer
 
@@ -113,6 +127,10 @@ class FakeServing:
                     f"the versions {sorted(versions)}"
                 )
         self._models = {int(v): tf.saved_model.load(path) for v, path in versions.items()}
+        # version -> (manager state, error code name, error message)
+        self._states: dict[int, tuple[str, str, str]] = {
+            v: ("AVAILABLE", "OK", "") for v in self._models
+        }
         self.calls: list[Call] = []
         self._calls_lock = threading.Lock()
 
@@ -122,6 +140,7 @@ class FakeServing:
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _PredictionService(self), self._grpc
         )
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelService(self), self._grpc)
         port = self._grpc.add_insecure_port("127.0.0.1:0")
         self.grpc_target = f"127.0.0.1:{port}"
         self._grpc.start()
@@ -266,8 +285,24 @@ class FakeServing:
             )
         return dict(signatures[signature].structured_input_signature[1])
 
-    def status(self, name: str, version: int | None) -> dict[str, Any]:
-        """The REST model-status body: every loaded version, or the one asked for.
+    def set_state(self, version: int, state: str) -> None:
+        """The server has seen `version` and is in START or LOADING with it (not served yet)."""
+        if state not in ("START", "LOADING"):
+            raise ValueError(f"set_state takes START or LOADING, not {state!r}")
+        self._states[version] = (state, "OK", "")
+
+    def load(self, version: int, path: str) -> None:
+        """`version` finished loading: AVAILABLE, and served."""
+        self._models[version] = tf.saved_model.load(path)
+        self._states[version] = ("AVAILABLE", "OK", "")
+
+    def fail_load(self, version: int, error_code: str, message: str) -> None:
+        """Loading `version` failed: END with the error; the older versions keep serving."""
+        self._models.pop(version, None)
+        self._states[version] = ("END", error_code, message)
+
+    def version_states(self, name: str, version: int | None) -> list[tuple[int, str, str, str]]:
+        """(version, state, error code, message) as GetModelStatus reports them, newest first.
 
         Raises:
             ServingStatus: NOT_FOUND for an unknown model or version.
@@ -276,22 +311,29 @@ class FakeServing:
             raise ServingStatus(
                 grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}"
             )
-        versions = sorted(self._models, reverse=True)
         if version is not None:
-            if version not in self._models:
+            if version not in self._states:
                 raise ServingStatus(
                     grpc.StatusCode.NOT_FOUND,
                     f"Could not find version {version} of model {name}",
                 )
-            versions = [version]
+            return [(version, *self._states[version])]
+        return [(v, *self._states[v]) for v in sorted(self._states, reverse=True)]
+
+    def status(self, name: str, version: int | None) -> dict[str, Any]:
+        """The REST model-status body: every version the server knows, or the one asked for.
+
+        Raises:
+            ServingStatus: NOT_FOUND for an unknown model or version.
+        """
         return {
             "model_version_status": [
                 {
                     "version": str(v),
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
+                    "state": state,
+                    "status": {"error_code": code, "error_message": message},
                 }
-                for v in versions
+                for v, state, code, message in self.version_states(name, version)
             ]
         }
 
@@ -469,6 +511,33 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.signature_name = spec.signature_name or DEFAULT_SIGNATURE
         for name, value in outputs.items():
             response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """TF Serving's gRPC GetModelStatus; HandleReloadConfigRequest answers UNIMPLEMENTED."""
+
+    def __init__(self, fake: FakeServing) -> None:
+        self.fake = fake
+
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if not request.HasField("model_spec"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+        spec = request.model_spec
+        version = spec.version.value if spec.HasField("version") else None
+        try:
+            states = self.fake.version_states(spec.name, version)
+        except ServingStatus as status:
+            context.abort(status.code, status.message)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        codes = response.DESCRIPTOR.fields_by_name["model_version_status"].message_type
+        error_codes = codes.fields_by_name["status"].message_type.fields_by_name["error_code"]
+        for number, state, code, message in states:
+            entry = response.model_version_status.add()
+            entry.version = number
+            entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(state)
+            entry.status.error_code = error_codes.enum_type.values_by_name[code].number
+            entry.status.error_message = message
         return response
 
 

@@ -35,6 +35,7 @@ COMMANDS = (
     "registry",
     "predict",
     "loadtest",
+    "status",
     "lineage",
     "completion",
 )
@@ -47,6 +48,7 @@ LOCAL = [
     ["lineage", "model"],
     ["predict"],
     ["loadtest"],
+    ["status"],
 ]
 KUBEFLOW = [["compile"], ["image"], ["submit"], ["schedule"]]
 # What the multiclass config below changes in the taxi default.

@@ -6,7 +6,7 @@ exit codes; each group is one module of this package, with its handlers:
 - `run`: run, init, config, schema infer (this machine);
 - `kubeflow`: compile, image, submit, schedule (Kubeflow Pipelines);
 - `registry`: registry list|show|verify|label|rollback|prune;
-- `serving`: predict, loadtest (a model behind TF Serving);
+- `serving`: predict, loadtest, status (a model behind TF Serving);
 - `lineage`: lineage model|examples|runs (ML Metadata);
 - `completion`: a static shell completion script.
 
@@ -38,6 +38,7 @@ examples:
   %(prog)s init --data data/penguins --label species --output penguins.yaml
   %(prog)s run --config penguins.yaml --set trainer.train_steps=200
   %(prog)s registry list
+  %(prog)s status --endpoint http://localhost:8501 --wait   # loaded what was pushed?
   %(prog)s predict --endpoint http://localhost:8501 --label stable --csv rows.csv
   %(prog)s lineage model latest
   %(prog)s submit --wait        # compile, upload and run on Kubeflow

@@ -85,7 +85,7 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Commands) -> None:
-    """Adds `predict` and `loadtest` to the CLI.
+    """Adds `predict`, `loadtest` and `status` to the CLI.
 
     Args:
         commands: The CLI's subcommands; each command sets `handler`.
@@ -131,6 +131,54 @@ def register(commands: Commands) -> None:
     )
     common.add_output_arg(loadtest)
     loadtest.set_defaults(handler=_loadtest)
+
+    status = commands.add_parser(
+        "status",
+        help="whether TF Serving loaded a version; --wait until it is AVAILABLE",
+        description="Reads TF Serving's model status (REST GET /v1/models/<model>"
+        "[/versions/<n>], or gRPC ModelService/GetModelStatus with --grpc) for one version: "
+        "--version N, --label L (looked up in the registry, since the status API knows no "
+        "labels), or by default the registry's newest complete version, the one the "
+        "pipeline pushed last. Exit 0 when it is AVAILABLE; 1 when it is not, when it "
+        "failed to load (with the server's own message) or was unloaded, or when --wait "
+        "timed out.",
+        epilog="examples:\n"
+        "  %(prog)s --endpoint http://localhost:8501 --wait --timeout 300\n"
+        "  %(prog)s --endpoint localhost:8500 --grpc --label canary -o json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common.add_config_args(status, config_lib.DEFAULT_CONFIG)
+    status.add_argument(
+        "--endpoint",
+        required=True,
+        help="REST http://host:8501, or gRPC host:8500 (with --grpc) or grpc://host:8500",
+    )
+    status.add_argument("--model", help="served model name (default: registry.model_name)")
+    status.add_argument("--grpc", action="store_true", help="use TF Serving's gRPC API")
+    which = status.add_mutually_exclusive_group()
+    which.add_argument("--version", type=common.at_least_one, help="this model version")
+    which.add_argument(
+        "--label", help="the version this registry label names, e.g. stable or canary"
+    )
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="poll until the version is AVAILABLE, failed or unloaded (or --timeout passes)",
+    )
+    status.add_argument(
+        "--timeout",
+        type=_positive,
+        default=300.0,
+        help="seconds --wait waits in all (default: 300)",
+    )
+    status.add_argument(
+        "--interval",
+        type=_positive,
+        default=2.0,
+        help="seconds between polls with --wait (default: 2)",
+    )
+    common.add_output_arg(status)
+    status.set_defaults(handler=_status)
 
 
 def _session(args: argparse.Namespace) -> tuple[PipelineConfig, list[Row], PredictClient]:
@@ -306,3 +354,71 @@ def _loadtest(args: argparse.Namespace) -> int:
         print("FAILED: no request completed in the measured window", file=sys.stderr)
         return 1
     return 0
+
+
+def _status_target(args: argparse.Namespace, config: PipelineConfig) -> tuple[int, str]:
+    """(version, how it was chosen): --version, or the registry's label or newest version."""
+    if args.version is not None:
+        return args.version, "--version"
+    from components.registry.store import Registry
+
+    registry = Registry(config.registry.uri, config.registry.model_name)
+    ref = args.label or "latest"
+    version = registry.resolve(ref)
+    how = f"label {args.label!r}" if args.label else "the registry's newest version"
+    return version.number, f"{how} in {registry.model_dir}"
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pipeline.serving import status as status_lib
+
+    config = common.load_config(args)
+    model = args.model or config.registry.model_name
+    version, chosen = _status_target(args, config)
+    call = status_lib.grpc_status if args.grpc else status_lib.rest_status
+    timeout = min(args.timeout, 10.0)
+
+    def fetch(number: int | None) -> list[status_lib.VersionStatus]:
+        return call(args.endpoint, model, number, timeout)
+
+    common.say(args, f"{model} version {version} ({chosen}) at {args.endpoint}")
+    if args.wait:
+        outcome = status_lib.wait_until_settled(
+            fetch,
+            model,
+            version,
+            args.timeout,
+            args.interval,
+            on_change=lambda message, waited: common.say(
+                args, f"  {waited:6.1f}s  {message}, waiting"
+            ),
+        )
+    else:
+        outcome, _ = status_lib.check(fetch, model, version)
+    if common.wants_json(args):
+        common.print_json(
+            {
+                "model": model,
+                "version": version,
+                "available": outcome.ok,
+                "message": outcome.message,
+                "waited_s": round(outcome.waited_s, 3),
+                "versions": [
+                    {
+                        "version": s.version,
+                        "state": s.state,
+                        "error_code": s.error_code,
+                        "error_message": s.error_message,
+                    }
+                    for s in outcome.statuses
+                ],
+            }
+        )
+    else:
+        for entry in outcome.statuses:
+            print(f"  version {entry.version:>4}  {entry.describe()}")
+    if outcome.ok:
+        common.say(args, outcome.message)
+        return 0
+    print(f"FAILED: {outcome.message}", file=sys.stderr)
+    return 1
