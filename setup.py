@@ -19,6 +19,7 @@ setup(
     package_data={
         "pipeline": ["configs/*.yaml", "configs/*.json"],
         "models": ["taxi/*.pbtxt"],
+        "components": ["registry/tf_serving_ops.txt"],
     },
     install_requires=[
         "tfx[kfp]>=1.16,<1.17",

@@ -117,6 +117,10 @@ PUSHED_DESTINATION = "pushed_destination"
 PUSHED_VERSION = "pushed_version"
 PUSH_RECORD = "push.json"
 
+# The registry label of the version clients rely on: a push whose
+# signatures differ from its version's is refused (components/registry/contract.py).
+STABLE_LABEL = "stable"
+
 # Execution parameters that tools read back (lineage, the run summary).
 TRAIN_STEPS = "train_steps"
 EVAL_STEPS = "eval_steps"

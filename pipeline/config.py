@@ -181,12 +181,20 @@ class RegistryConfig:
             (labelled versions are kept besides).
         warmup_requests: TF Serving warmup requests built from eval examples
             into each pushed version (TF Serving reads at most 1000).
+        allow_signature_change: Push a version whose serving signatures
+            (input names and dtypes, output keys) differ from the version
+            labelled stable; the manifest records the change. Off: such a
+            push is refused.
+        extra_ops: Ops your model server registers beyond stock TF Serving
+            2.16's (a custom build); a model using any other op is refused.
     """
 
     uri: str = "build/registry"
     model_name: str = ""
     keep_versions: int = 5
     warmup_requests: int = 100
+    allow_signature_change: bool = False
+    extra_ops: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if "/" in self.model_name or self.model_name.startswith("."):

@@ -246,6 +246,8 @@ def create_pipeline(
         max_drop=params[MAX_DROP],
         serving_columns=columns,
         metadata_connection=metadata_spec_json(config),
+        extra_ops=config.registry.extra_ops,
+        allow_signature_change=config.registry.allow_signature_change,
     ).with_id(PUSHER)
 
     run_report = RunReport(

@@ -195,6 +195,9 @@ def test_pushed_version_carries_its_manifest_and_warmup_and_verifies(first_run, 
     logs = warmup.read(os.path.join(version.path, warmup.WARMUP_FILE))
     assert len(logs) == manifest["warmup_requests"] == config.registry.warmup_requests
     assert warmup.WARMUP_FILE in manifest["files"]
+    # Checked before the push: its ops against TF Serving's; no stable label to compare with.
+    assert manifest["contract"]["compared_with"] is None
+    assert manifest["contract"]["signature_changes"] == []
     assert main(["registry", "verify", "--set", f"registry.uri={config.registry.uri}"]) == 0
     assert f"version {version.number}: ok" in capsys.readouterr().out
 

@@ -40,6 +40,8 @@ class RegistryPusherSpec(ComponentSpec):
         executor.MAX_DROP: ExecutionParameter(type=float),
         executor.SERVING_COLUMNS: ExecutionParameter(type=str),
         executor.METADATA_CONNECTION: ExecutionParameter(type=str),
+        executor.EXTRA_OPS: ExecutionParameter(type=str),
+        executor.ALLOW_SIGNATURE_CHANGE: ExecutionParameter(type=int),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -78,6 +80,8 @@ class RegistryPusher(base_component.BaseComponent):
         max_drop: FloatParam,
         serving_columns: str,
         metadata_connection: str,
+        extra_ops: tuple[str, ...] = (),
+        allow_signature_change: bool = False,
     ):
         """Args are the spec's; `pipeline_run_id` empty means the orchestrator's own."""
         spec = RegistryPusherSpec(
@@ -97,6 +101,8 @@ class RegistryPusher(base_component.BaseComponent):
             max_drop=max_drop,
             serving_columns=serving_columns,
             metadata_connection=metadata_connection,
+            extra_ops=",".join(extra_ops),
+            allow_signature_change=int(allow_signature_change),
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
         )
         super().__init__(spec=spec)

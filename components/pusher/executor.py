@@ -20,7 +20,7 @@ from tfx.utils import path_utils
 from components import contracts, mlmd
 from components.evaluator.metrics import overall_metrics
 from components.mlmd import connect
-from components.registry import warmup
+from components.registry import contract, warmup
 from components.registry.store import Registry
 from components.workload import ServingColumn
 
@@ -38,6 +38,10 @@ MAX_DROP = contracts.MAX_DROP
 METADATA_CONNECTION = "metadata_connection"
 # The serving_raw inputs with their types and fills, as JSON: warmup requests.
 SERVING_COLUMNS = "serving_columns"
+# The contract check: ops a custom model server registers beyond the stock
+# ones (comma-separated), and whether signatures may differ from stable's.
+EXTRA_OPS = "extra_ops"
+ALLOW_SIGNATURE_CHANGE = "allow_signature_change"
 
 
 def serving_columns_of(text: str) -> list[ServingColumn]:
@@ -68,6 +72,51 @@ def mlmd_id(store: metadata_store.MetadataStore, artifact: types.Artifact) -> in
     return mlmd.artifact_id_by_uri(store, artifact.type_name, artifact.uri)
 
 
+def check_contract(
+    registry: Registry, saved_model: str, extra_ops: tuple[str, ...], allow_change: bool
+) -> dict[str, Any]:
+    """Refuses a model the server cannot load, or whose signatures differ from stable's.
+
+    Returns:
+        What was checked, for the manifest: the ops allowed, the version it
+        was compared with (the one labelled stable, if any) and the
+        signature changes it was allowed to make.
+
+    Raises:
+        ContractError: An op outside TF Serving's (and `extra_ops`), or a
+            signature change without `allow_change`; nothing is published.
+    """
+    unknown = contract.unsupported_ops(saved_model, extra_ops)
+    if unknown:
+        raise contract.ContractError(
+            f"{saved_model}: uses op(s) {', '.join(unknown)} that TF Serving 2.16 does not "
+            "register (a custom op library, or tf.py_function, which needs Python); TF "
+            "Serving would fail to load this version. Nothing was pushed. A model server "
+            "built with these ops: list them in registry.extra_ops"
+        )
+    checked: dict[str, Any] = {
+        "serving_ops": f"TF Serving 2.16 ({contract.OPS_FILE.name})",
+        "extra_ops": list(extra_ops),
+        "compared_with": None,
+        "signature_changes": [],
+    }
+    stable = registry.labels().get(contracts.STABLE_LABEL)
+    if stable is None:
+        return checked
+    changes = contract.signature_changes(
+        contract.signatures_of(registry.version(stable).path), contract.signatures_of(saved_model)
+    )
+    checked["compared_with"] = {"label": contracts.STABLE_LABEL, "version": stable}
+    checked["signature_changes"] = changes
+    if changes and not allow_change:
+        raise contract.ContractError(
+            f"the signatures differ from version {stable} ({contracts.STABLE_LABEL}), whose "
+            f"clients would break: {'; '.join(changes)}. Nothing was pushed. If intended, "
+            "set registry.allow_signature_change: true (the manifest records the change)"
+        )
+    return checked
+
+
 class Executor(base_executor.BaseExecutor):
     """Publishes the blessed model; records where in the PushedModel artifact."""
 
@@ -87,7 +136,15 @@ class Executor(base_executor.BaseExecutor):
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
         registry = Registry(exec_properties[REGISTRY_URI], exec_properties[MODEL_NAME])
+        serving_dir = path_utils.serving_model_path(model.uri)
+        checked = check_contract(
+            registry,
+            serving_dir,
+            tuple(o for o in exec_properties[EXTRA_OPS].split(",") if o),
+            bool(exec_properties[ALLOW_SIGNATURE_CHANGE]),
+        )
         metadata = self._manifest_fields(model, blessing, examples, evaluation, exec_properties)
+        metadata["contract"] = checked
         with tempfile.TemporaryDirectory() as scratch:
             warmup_file = os.path.join(scratch, "warmup")
             count = warmup.write(
@@ -101,7 +158,7 @@ class Executor(base_executor.BaseExecutor):
             )
             metadata["warmup_requests"] = count
             version = registry.publish(
-                path_utils.serving_model_path(model.uri),
+                serving_dir,
                 metadata,
                 {warmup.WARMUP_FILE: warmup_file},
             )
