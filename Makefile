@@ -18,6 +18,7 @@ run: venv
 test: venv
 	@scripts/ensure_mariadb.sh
 	@scripts/ensure_chromium.sh
+	@scripts/ensure_nginx.sh
 	$(PY) -m pytest $(ARGS)
 
 # Unit tests only: skips the end-to-end pipeline runs.

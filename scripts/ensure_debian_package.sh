@@ -3,7 +3,8 @@
 # Installs Debian's PACKAGE when PROGRAM is not on the PATH (nor in
 # /usr/sbin), as root or through sudo, for the tests that run against the
 # real program. Without a way to install it, it says so and exits 0: those
-# tests then skip, unless CI forbids that (REQUIRE_MARIADB, REQUIRE_CHROMIUM).
+# tests then skip, unless CI forbids that (REQUIRE_MARIADB, REQUIRE_CHROMIUM,
+# REQUIRE_NGINX).
 set -euo pipefail
 package="$1" program="$2" purpose="$3"
 if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ]; then

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pipeline.serving.client import PredictClient, Prediction
     from pipeline.serving.loadtest import LoadTestResult
     from pipeline.serving.rows import Row
+    from pipeline.serving.security import Credentials
 
 DEFAULT_DURATION = 10.0
 CSV = "csv"
@@ -81,6 +82,36 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=10.0,
         help="seconds to wait for each answer (default: 10)",
+    )
+    _add_security_args(parser)
+
+
+def _add_security_args(parser: argparse.ArgumentParser) -> None:
+    """TLS and the API key, for a server behind the TLS front (docs/serving.md)."""
+    group = parser.add_argument_group(
+        "TLS front", "for TF Serving behind kubernetes/serving/components/front"
+    )
+    group.add_argument(
+        "--ca-cert",
+        metavar="PEM",
+        help="CA bundle that signed the front's certificate (default: the system's roots); "
+        "with --grpc it turns TLS on, as a grpcs:// endpoint does",
+    )
+    group.add_argument("--client-cert", metavar="PEM", help="client certificate (mutual TLS)")
+    group.add_argument("--client-key", metavar="PEM", help="its private key")
+    group.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable holding the API key as <key id>:<key> (never on the "
+        "command line, where ps shows it)",
+    )
+
+
+def _credentials(args: argparse.Namespace) -> Credentials:
+    from pipeline.serving.security import Credentials
+
+    return Credentials.from_options(
+        args.ca_cert, args.client_cert, args.client_key, args.api_key_env
     )
 
 
@@ -177,6 +208,7 @@ def register(commands: Commands) -> None:
         default=2.0,
         help="seconds between polls with --wait (default: 2)",
     )
+    _add_security_args(status)
     common.add_output_arg(status)
     status.set_defaults(handler=_status)
 
@@ -198,6 +230,7 @@ def _session(args: argparse.Namespace) -> tuple[PipelineConfig, list[Row], Predi
         version=args.version,
         label=args.label,
         timeout=args.timeout,
+        credentials=_credentials(args),
     )
     return config, rows, client
 
@@ -375,11 +408,13 @@ def _status(args: argparse.Namespace) -> int:
     config = common.load_config(args)
     model = args.model or config.registry.model_name
     version, chosen = _status_target(args, config)
-    call = status_lib.grpc_status if args.grpc else status_lib.rest_status
+    use_grpc = args.grpc or args.endpoint.startswith(("grpc://", "grpcs://"))
+    call = status_lib.grpc_status if use_grpc else status_lib.rest_status
     timeout = min(args.timeout, 10.0)
+    credentials = _credentials(args)
 
     def fetch(number: int | None) -> list[status_lib.VersionStatus]:
-        return call(args.endpoint, model, number, timeout)
+        return call(args.endpoint, model, number, timeout, credentials)
 
     common.say(args, f"{model} version {version} ({chosen}) at {args.endpoint}")
     if args.wait:

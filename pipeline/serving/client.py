@@ -19,7 +19,7 @@ import json
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -34,6 +34,7 @@ from components.contracts import (
 from components.errors import UserError
 from components.workload import ServingColumn
 from pipeline.serving.rows import Row, to_example, to_instance
+from pipeline.serving.security import Credentials, CredentialsError
 
 
 class ServingError(Exception):
@@ -79,12 +80,14 @@ class Target:
         model: The model name TF Serving serves it under.
         version: A specific version; None for the server's choice.
         label: A version label (e.g. `stable`); None for the server's choice.
+        credentials: The CA, client certificate and API key for a TLS front.
     """
 
     endpoint: str
     model: str
     version: int | None = None
     label: str | None = None
+    credentials: Credentials = field(default_factory=Credentials)
 
     def __post_init__(self) -> None:
         if self.version is not None and self.label is not None:
@@ -236,7 +239,7 @@ def grpc_target(endpoint: str) -> str:
     """Checks a gRPC endpoint and returns the `host:port` gRPC dials.
 
     Args:
-        endpoint: `host:port` or `grpc://host:port`.
+        endpoint: `host:port`, `grpc://host:port` or (TLS) `grpcs://host:port`.
 
     Returns:
         `host:port`.
@@ -249,13 +252,44 @@ def grpc_target(endpoint: str) -> str:
             f"gRPC endpoint: expected host:port, found the URL {endpoint!r}; "
             "TF Serving's gRPC port is usually 8500, REST 8501 (drop --grpc for REST)"
         )
-    target = endpoint.removeprefix("grpc://").rstrip("/")
+    target = endpoint.removeprefix("grpcs://").removeprefix("grpc://").rstrip("/")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise TargetError(
             f"gRPC endpoint: expected host:port such as localhost:8500, found {endpoint!r}"
         )
     return target
+
+
+def grpc_channel(endpoint: str, credentials: Credentials) -> Any:
+    """A gRPC channel to `endpoint`: TLS for grpcs:// or when a CA or client certificate is set.
+
+    Raises:
+        TargetError: The endpoint is not host:port.
+        CredentialsError: An API key on a channel without TLS.
+    """
+    import grpc
+
+    target = grpc_target(endpoint)
+    if endpoint.startswith("grpcs://") or credentials.ca_cert or credentials.client_cert:
+        return grpc.secure_channel(target, credentials.grpc_channel_credentials())
+    if credentials.api_key:
+        raise CredentialsError(
+            f"{endpoint}: an API key needs TLS (grpcs://host:port, or --ca-cert); without it "
+            "the key would travel in clear"
+        )
+    return grpc.insecure_channel(target)
+
+
+def http_connection(url: str, credentials: Credentials, timeout: float) -> Any:
+    """An HTTP(S) connection to the host of `url`, verifying TLS with `credentials`."""
+    credentials.check_rest(url)
+    parsed = urlparse(url)
+    if parsed.scheme == "https":
+        return http.client.HTTPSConnection(
+            parsed.netloc, timeout=timeout, context=credentials.ssl_context()
+        )
+    return http.client.HTTPConnection(parsed.netloc, timeout=timeout)
 
 
 class RestClient(PredictClient):
@@ -291,13 +325,7 @@ class RestClient(PredictClient):
         """This thread's kept-alive connection, opened on first use."""
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
         if connection is None:
-            parsed = urlparse(self.url)
-            kind = (
-                http.client.HTTPSConnection
-                if parsed.scheme == "https"
-                else http.client.HTTPConnection
-            )
-            connection = kind(parsed.netloc, timeout=self.timeout)
+            connection = http_connection(self.url, self.target.credentials, self.timeout)
             self._local.connection = connection
             self._local.used = False
             with self._lock:
@@ -314,6 +342,9 @@ class RestClient(PredictClient):
         server may have acted on it.
         """
         headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        authorization = self.target.credentials.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
         while True:
             connection = self._connection()
             reused = bool(getattr(self._local, "used", False))
@@ -430,7 +461,8 @@ class GrpcClient(PredictClient):
 
         self._grpc = grpc
         # One channel for all threads: gRPC multiplexes concurrent calls on it.
-        self._channel = grpc.insecure_channel(grpc_target(target.endpoint))
+        self._channel = grpc_channel(target.endpoint, target.credentials)
+        self._metadata = target.credentials.grpc_metadata()
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def encode(self, rows: Sequence[Row]) -> Request:
@@ -454,7 +486,9 @@ class GrpcClient(PredictClient):
         import tensorflow as tf
 
         try:
-            response = self._stub.Predict(request.payload, timeout=self.timeout)
+            response = self._stub.Predict(
+                request.payload, timeout=self.timeout, metadata=self._metadata
+            )
         except self._grpc.RpcError as error:
             code = error.code()
             name = code.name if code is not None else "UNKNOWN"
@@ -490,6 +524,7 @@ def make_client(
     version: int | None = None,
     label: str | None = None,
     timeout: float = 10.0,
+    credentials: Credentials | None = None,
 ) -> PredictClient:
     """The REST or gRPC client for a model.
 
@@ -501,6 +536,7 @@ def make_client(
         version: Ask for this version; None for the server's default.
         label: Ask for this version label; None for the server's default.
         timeout: Seconds to wait for each answer.
+        credentials: CA, client certificate and API key, for a TLS front.
 
     Returns:
         A client; close it when done.
@@ -509,8 +545,8 @@ def make_client(
         TargetError: The endpoint does not fit the protocol, both a version and
             a label were given, or the timeout is not positive.
     """
-    target = Target(endpoint, model, version, label)
-    if use_grpc or endpoint.startswith("grpc://"):
+    target = Target(endpoint, model, version, label, credentials or Credentials())
+    if use_grpc or endpoint.startswith(("grpc://", "grpcs://")):
         return GrpcClient(target, columns, timeout)
     return RestClient(target, columns, timeout)
 

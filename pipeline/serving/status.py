@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlparse
 
-from pipeline.serving.client import ServingError, grpc_target, rest_endpoint
+from pipeline.serving.client import ServingError, grpc_channel, http_connection, rest_endpoint
+from pipeline.serving.security import Credentials
 
 STATES = ("UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END")
 AVAILABLE = "AVAILABLE"
@@ -65,7 +66,11 @@ class VersionStatus:
 
 
 def rest_status(
-    endpoint: str, model: str, version: int | None = None, timeout: float = 10.0
+    endpoint: str,
+    model: str,
+    version: int | None = None,
+    timeout: float = 10.0,
+    credentials: Credentials | None = None,
 ) -> list[VersionStatus]:
     """The model's versions over REST, or the one asked for.
 
@@ -77,10 +82,13 @@ def rest_status(
     path = f"{root.path}/v1/models/{quote(model, safe='')}"
     if version is not None:
         path += f"/versions/{version}"
-    kind = http.client.HTTPSConnection if root.scheme == "https" else http.client.HTTPConnection
-    connection = kind(root.netloc, timeout=timeout)
+    credentials = credentials or Credentials()
+    connection = http_connection(endpoint, credentials, timeout)
+    authorization = credentials.authorization()
     try:
-        connection.request("GET", path)
+        connection.request(
+            "GET", path, headers={"Authorization": authorization} if authorization else {}
+        )
         response = connection.getresponse()
         raw = response.read()
     except (OSError, http.client.HTTPException) as error:
@@ -109,7 +117,11 @@ def rest_status(
 
 
 def grpc_status(
-    endpoint: str, model: str, version: int | None = None, timeout: float = 10.0
+    endpoint: str,
+    model: str,
+    version: int | None = None,
+    timeout: float = 10.0,
+    credentials: Credentials | None = None,
 ) -> list[VersionStatus]:
     """The model's versions over gRPC (ModelService/GetModelStatus), or the one asked for.
 
@@ -123,10 +135,13 @@ def grpc_status(
     request.model_spec.name = model
     if version is not None:
         request.model_spec.version.value = version
-    with grpc.insecure_channel(grpc_target(endpoint)) as channel:
+    credentials = credentials or Credentials()
+    with grpc_channel(endpoint, credentials) as channel:
         stub = model_service_pb2_grpc.ModelServiceStub(channel)
         try:
-            response = stub.GetModelStatus(request, timeout=timeout)
+            response = stub.GetModelStatus(
+                request, timeout=timeout, metadata=credentials.grpc_metadata()
+            )
         except grpc.RpcError as error:
             code = error.code()
             raise StatusError(code.name if code else "UNKNOWN", str(error.details())) from None
