@@ -13,6 +13,8 @@ from components.evaluator.metrics import overall_metrics, per_class_recall
 from pipeline.config import EvaluatorConfig
 from pipeline.progress import NodeResult
 
+KFP_DAG_EXECUTION = "system.DAGExecution"
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -190,8 +192,11 @@ def summarize_run(
             f"ML Metadata holds no execution of run {run_id!r} of pipeline {pipeline_name!r}"
         )
     graph = MetadataGraph(store)
+    # KFP also records the run's root DAG as a system.DAGExecution in the
+    # same contexts: a task is a container execution.
+    dag_types = {t.id for t in store.get_execution_types() if t.name == KFP_DAG_EXECUTION}
     # Oldest first: a node retried within the run keeps its last execution.
-    latest = {graph.node_id(e): e for e in executions}
+    latest = {graph.node_id(e): e for e in executions if e.type_id not in dag_types}
     nodes = []
     for node_id, execution in sorted(latest.items(), key=lambda item: item[1].id):
         if node_id in leave_out:

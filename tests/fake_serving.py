@@ -132,6 +132,9 @@ class FakeServing:
             v: ("AVAILABLE", "OK", "") for v in self._models
         }
         self.calls: list[Call] = []
+        # Every request that reached the server at all, predict or not:
+        # (protocol, path or RPC method, headers or metadata, lower-cased names).
+        self.received: list[tuple[str, str, dict[str, str]]] = []
         self._calls_lock = threading.Lock()
 
         self._rest = _RestServer(self)
@@ -394,6 +397,7 @@ class _RestServer(FakeHttpServer):
     def respond(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
     ) -> tuple[int, Any]:
+        self.fake.received.append(("REST", path, {k.lower(): v for k, v in headers.items()}))
         match = _PATH.match(path)
         try:
             if not match:
@@ -486,6 +490,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.fake = fake
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
+        _record(self.fake, "/tensorflow.serving.PredictionService/Predict", context)
         spec = request.model_spec
         try:
             choice = spec.WhichOneof("version_choice")
@@ -514,13 +519,24 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
+def _record(fake: FakeServing, method: str, context: grpc.ServicerContext) -> None:
+    metadata = {k.lower(): str(v) for k, v in context.invocation_metadata()}
+    fake.received.append(("gRPC", method, metadata))
+
+
 class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    """TF Serving's gRPC GetModelStatus; HandleReloadConfigRequest answers UNIMPLEMENTED."""
+    """TF Serving's gRPC GetModelStatus and HandleReloadConfigRequest (recorded, then refused)."""
 
     def __init__(self, fake: FakeServing) -> None:
         self.fake = fake
 
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
+        # The real server would apply the new config; here it is only recorded.
+        _record(self.fake, "/tensorflow.serving.ModelService/HandleReloadConfigRequest", context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the double does not reload its config")
+
     def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        _record(self.fake, "/tensorflow.serving.ModelService/GetModelStatus", context)
         if not request.HasField("model_spec"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
         spec = request.model_spec

@@ -213,24 +213,25 @@ def check_config(config: Path) -> subprocess.CompletedProcess[str]:
 def start(rest_upstream: str, grpc_upstream: str) -> Front:
     """Starts nginx on the rendered config; waits until it accepts connections."""
     folder, config, port = prepare(rest_upstream, grpc_upstream)
-    log = open(folder / "nginx.log", "wb")  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen(
-        [nginx(), "-c", str(config), "-p", str(folder), "-g", "daemon off;"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(folder / "nginx.log", "wb") as log:  # nginx keeps its own descriptor
+        process = subprocess.Popen(
+            [nginx(), "-c", str(config), "-p", str(folder), "-g", "daemon off;"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"nginx exited {process.returncode}: {(folder / 'nginx.log').read_text()}"
-            )
+            log_text = (folder / "nginx.log").read_text()
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RuntimeError(f"nginx exited {process.returncode}: {log_text}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return Front(port, folder, config, process)
         except OSError:
             time.sleep(0.1)
     process.kill()
+    shutil.rmtree(folder, ignore_errors=True)
     raise RuntimeError("nginx did not listen within 30 s")
 
 

@@ -146,3 +146,10 @@ def test_signature_changes_cover_signatures_and_outputs():
         "a: output 'p' removed",
         "a: output 'q' added",
     ]
+
+
+def test_a_stable_version_without_its_model_file_is_named(constant, tmp_path):
+    registry = _registry_with_stable(tmp_path, constant)
+    Path(registry.version(1).path, "saved_model.pb").unlink()
+    with pytest.raises(contract.ContractError, match=r"version 1 \(stable\) .*no readable"):
+        check_contract(registry, constant, (), False)

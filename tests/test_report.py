@@ -175,3 +175,10 @@ def test_a_run_the_store_does_not_hold_is_named(tmp_path):
     store = metadata_store.MetadataStore(connection)
     with pytest.raises(ValueError, match=r"no execution of run 'run-9' of pipeline 'taxi'"):
         summarize_run(store, "taxi", "run-9", EvaluatorConfig(metric="auc"))
+
+
+def test_the_error_page_says_why_and_escapes_it():
+    from pipeline.report.executor import error_page
+
+    html = error_page("run-<1>", "ValueError: <no> store")
+    assert "run-&lt;1&gt;" in html and "ValueError: &lt;no&gt; store" in html

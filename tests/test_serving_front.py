@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 
@@ -194,6 +195,8 @@ def test_rest_predict_over_tls_with_a_valid_key(front, serving, rows_csv, monkey
     result = json.loads(capsys.readouterr().out)
     assert [r["probability"] for r in result["rows"]] == pytest.approx([0.25] * 3)
     assert [c.protocol for c in serving.calls[before:]] == ["REST"]
+    # The key stops at the front.
+    assert serving.received and "authorization" not in serving.received[-1][2]
 
 
 def test_grpc_predict_and_status_over_tls_with_a_valid_key(
@@ -209,6 +212,32 @@ def test_grpc_predict_and_status_over_tls_with_a_valid_key(
     assert main(["status", "--endpoint", front.grpc_endpoint, "--version", "1", *tls]) == 0
     assert main(["status", "--endpoint", front.rest_url, "--version", "1", *tls]) == 0
     assert "version 1 of taxi: AVAILABLE" in capsys.readouterr().out
+    grpc_seen = [r for r in serving.received if r[0] == "gRPC"]
+    assert [m for _, m, _ in grpc_seen[-2:]] == [
+        "/tensorflow.serving.PredictionService/Predict",
+        "/tensorflow.serving.ModelService/GetModelStatus",
+    ]
+    assert not any("authorization" in metadata for _, _, metadata in grpc_seen)
+
+
+def test_grpc_config_reload_is_not_let_through(front, serving, monkeypatch):
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    from pipeline.serving.client import grpc_channel
+
+    monkeypatch.setenv("FRONT_KEY", f"{nginx_front.KEY_ID}:{nginx_front.KEY}")
+    credentials = Credentials.from_options(ca_cert=front.ca_cert, api_key_env="FRONT_KEY")
+    before = len(serving.received)
+    with grpc_channel(front.grpc_endpoint, credentials) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.HandleReloadConfigRequest(
+                model_management_pb2.ReloadConfigRequest(),
+                timeout=10,
+                metadata=credentials.grpc_metadata(),
+            )
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED  # nginx's 404
+    assert serving.received[before:] == []
 
 
 @pytest.mark.parametrize(
@@ -217,29 +246,31 @@ def test_grpc_predict_and_status_over_tls_with_a_valid_key(
     ids=["no key", "wrong key", "unknown key id"],
 )
 def test_rest_without_a_valid_key_is_refused_before_tf_serving(front, serving, headers):
-    before = len(serving.calls)
+    before = len(serving.received)
     code, body = _get(front, "/v1/models/taxi", headers)
     assert code == 401, body
-    assert len(serving.calls) == before
+    assert serving.received[before:] == []
 
 
-def test_grpc_without_a_key_is_unauthenticated(front):
+def test_grpc_without_a_key_is_unauthenticated(front, serving):
+    before = len(serving.received)
     with pytest.raises(status_lib.StatusError) as refused:
         status_lib.grpc_status(
             front.grpc_endpoint, "taxi", 1, 10, Credentials(ca_cert=front.ca_cert)
         )
     assert refused.value.code == "UNAUTHENTICATED"
+    assert serving.received[before:] == []
 
 
-def test_plain_http_to_the_tls_port_is_refused(front):
+def test_plain_http_to_the_tls_port_is_refused(front, serving):
+    before = len(serving.received)
     connection = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
-    connection.request(
-        "GET", "/v1/models/taxi", headers=_basic(nginx_front.KEY_ID, nginx_front.KEY)
-    )
+    key = _basic(nginx_front.KEY_ID, nginx_front.KEY)
+    connection.request("GET", "/v1/models/taxi", headers=key)
     response = connection.getresponse()
-    assert (
-        response.status == 400 and b"plain HTTP request was sent to HTTPS port" in response.read()
-    )
+    assert response.status == 400
+    assert b"plain HTTP request was sent to HTTPS port" in response.read()
+    assert serving.received[before:] == []
 
 
 def test_a_client_certificate_of_the_client_ca_needs_no_key(front, serving):
@@ -252,23 +283,25 @@ def test_a_client_certificate_of_the_client_ca_needs_no_key(front, serving):
     assert statuses[0].state == "AVAILABLE"
 
 
-def test_a_certificate_of_another_ca_is_refused(front):
+def test_a_certificate_of_another_ca_is_refused(front, serving):
+    before = len(serving.received)
     code, _ = _get(front, "/v1/models/taxi", client="stranger")
     assert code == 400  # nginx: "The SSL certificate error"
+    assert serving.received[before:] == []
 
 
 def test_the_key_is_checked_against_the_server_certificate_too(front):
     # A client that does not trust the front's CA never sends the key.
     with pytest.raises(status_lib.StatusError) as failed:
         status_lib.rest_status(front.rest_url, "taxi", 1, 10, Credentials(api_key="a:b"))
-    assert (
-        failed.value.code == "UNAVAILABLE" and "CERTIFICATE_VERIFY_FAILED" in failed.value.message
-    )
+    assert failed.value.code == "TLS" and "CERTIFICATE_VERIFY_FAILED" in failed.value.message
 
 
-def test_metrics_and_other_paths_stay_inside(front):
+def test_metrics_and_other_paths_stay_inside(front, serving):
     headers = _basic(nginx_front.KEY_ID, nginx_front.KEY)
+    before = len(serving.received)
     assert _get(front, "/monitoring/prometheus/metrics", headers)[0] == 404
+    assert serving.received[before:] == []  # nginx's 404, not the server's
     assert _get(front, "/healthz")[0] == 200  # the probes' path, without a key
 
 
@@ -293,3 +326,44 @@ def test_a_bad_key_variable_is_named(monkeypatch, value, message):
         monkeypatch.setenv("K", value)
     with pytest.raises(CredentialsError, match=message):
         Credentials.from_options(api_key_env="K")
+
+
+def test_a_file_that_is_no_certificate_is_named_not_a_traceback(front, tmp_path, capsys):
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate\n")
+    argv = ["status", "--endpoint", front.rest_url, "--version", "1", "--ca-cert", str(bogus)]
+    assert main(argv) == 2
+    assert f"--ca-cert {bogus}: not a PEM CA bundle" in capsys.readouterr().err
+    cert, _ = front.client("client")
+    _, other_key = front.client("stranger")
+    mismatched = [*argv[:-2], "--client-cert", cert, "--client-key", other_key]
+    assert main(mismatched) == 2
+    assert "not a PEM certificate and its private key" in capsys.readouterr().err
+
+
+def test_an_untrusted_certificate_fails_at_once_even_with_wait(front, capsys):
+    # The system's roots do not know the test CA: waiting would not help.
+    argv = ["status", "--endpoint", front.rest_url, "--version", "1", "--wait", "--timeout", "60"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "TLS:" in err and "CERTIFICATE_VERIFY_FAILED" in err and "timed out" not in err
+
+
+def test_a_gateway_error_is_waited_out_like_an_unreachable_server():
+    from tests.fake_http import FakeHttpServer
+
+    class Gateway(FakeHttpServer):
+        def respond(self, method, path, query, headers, raw):  # type: ignore[no-untyped-def]
+            return 502, {"message": "Bad Gateway"}
+
+    gateway = Gateway()
+    try:
+        with pytest.raises(status_lib.StatusError) as failed:
+            status_lib.rest_status(gateway.url, "taxi", 1, 5)
+        assert failed.value.code == "UNAVAILABLE"
+        _, pending = status_lib.check(
+            lambda v: status_lib.rest_status(gateway.url, "taxi", v, 5), "taxi", 1
+        )
+        assert pending
+    finally:
+        gateway.close()

@@ -193,3 +193,8 @@ def test_rest_status_imports_no_tensorflow(serving):
     )
     assert loaded == "LOADED [] EXIT 0", loaded
     assert "AVAILABLE" in printed
+
+
+def test_another_model_needs_an_explicit_version(serving, registry, capsys):
+    assert _status(serving, "rest", registry, "--model", "other") == 2
+    assert "--model other: the registry names versions of 'taxi'" in capsys.readouterr().err

@@ -103,9 +103,16 @@ def check_contract(
     stable = registry.labels().get(contracts.STABLE_LABEL)
     if stable is None:
         return checked
-    changes = contract.signature_changes(
-        contract.signatures_of(registry.version(stable).path), contract.signatures_of(saved_model)
-    )
+    stable_path = registry.version(stable).path
+    try:
+        stable_signatures = contract.signatures_of(stable_path)
+    except (OSError, tf.errors.OpError) as error:
+        raise contract.ContractError(
+            f"version {stable} ({contracts.STABLE_LABEL}) at {stable_path} has no readable "
+            f"saved_model.pb to compare signatures with ({error}); repair it "
+            "(registry verify, registry rollback) or move the label. Nothing was pushed"
+        ) from None
+    changes = contract.signature_changes(stable_signatures, contract.signatures_of(saved_model))
     checked["compared_with"] = {"label": contracts.STABLE_LABEL, "version": stable}
     checked["signature_changes"] = changes
     if changes and not allow_change:

@@ -393,6 +393,12 @@ def _status_target(args: argparse.Namespace, config: PipelineConfig) -> tuple[in
     """(version, how it was chosen): --version, or the registry's label or newest version."""
     if args.version is not None:
         return args.version, "--version"
+    if args.model and args.model != config.registry.model_name:
+        raise common.UsageError(
+            f"--model {args.model}: the registry names versions of "
+            f"{config.registry.model_name!r} (registry.model_name); give --version, or set "
+            f"registry.model_name={args.model}"
+        )
     from components.registry.store import Registry
 
     registry = Registry(config.registry.uri, config.registry.model_name)

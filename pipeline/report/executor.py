@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from html import escape
 from typing import Any
 
 import tensorflow as tf
@@ -25,6 +26,15 @@ METADATA_CONNECTION = "metadata_connection"
 # The name the Kubeflow UI shows above the page; it lists only HTML
 # artifacts that carry one.
 DISPLAY_NAME = "display_name"
+
+
+def error_page(run_id: str, reason: str) -> str:
+    """A page that says why the report could not be drawn."""
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Run report</title></head>'
+        f"<body><h1>Run {escape(run_id)}</h1><p>The report could not be drawn: "
+        f"{escape(reason)}</p><p>The run's own outcome is in its tasks' logs.</p></body></html>"
+    )
 
 
 class Executor(base_executor.BaseExecutor):
@@ -53,12 +63,16 @@ class Executor(base_executor.BaseExecutor):
             max_drop=float(exec_properties[MAX_DROP]),
             slice_columns=tuple(c for c in exec_properties[SLICE_BY].split(",") if c),
         )
-        html = page_of_run(
-            connect(exec_properties[METADATA_CONNECTION]),
-            settings,
-            run_id,
-            leave_out=frozenset({contracts.RUN_REPORT}),
-        )
+        try:
+            html = page_of_run(
+                connect(exec_properties[METADATA_CONNECTION]),
+                settings,
+                run_id,
+                leave_out=frozenset({contracts.RUN_REPORT}),
+            )
+        except Exception as error:  # the model is pushed by now: a page must not fail the run
+            logging.warning("RunReport: could not draw the page of run %s: %s", run_id, error)
+            html = error_page(run_id, f"{type(error).__name__}: {error}")
         page = artifact_utils.get_single_instance(output_dict[contracts.REPORT])
         tf.io.gfile.makedirs(os.path.dirname(page.uri))
         with tf.io.gfile.GFile(page.uri, "w") as f:

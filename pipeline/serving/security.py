@@ -30,7 +30,7 @@ class Credentials:
 
     Attributes:
         ca_cert: PEM bundle that signed the server's certificate; None: the
-            system's trusted roots.
+            system's trusted roots (REST), grpcio's bundled roots (gRPC).
         client_cert: PEM client certificate (mutual TLS), with `client_key`.
         client_key: Its PEM private key.
         api_key: `<key id>:<key>`, sent as HTTP Basic credentials.
@@ -77,7 +77,9 @@ class Credentials:
                 raise CredentialsError(
                     f"{api_key_env}: expected <key id>:<key>, found a value without a key id"
                 )
-        return cls(ca_cert, client_cert, client_key, api_key)
+        credentials = cls(ca_cert, client_cert, client_key, api_key)
+        credentials.ssl_context()  # a file that is no PEM, or a key of another certificate
+        return credentials
 
     @property
     def any(self) -> bool:
@@ -91,9 +93,20 @@ class Credentials:
 
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying TLS context: the CA bundle (or system roots), the client certificate."""
-        context = ssl.create_default_context(cafile=self.ca_cert)
+        try:
+            context = ssl.create_default_context(cafile=self.ca_cert)
+        except ssl.SSLError as error:
+            raise CredentialsError(
+                f"--ca-cert {self.ca_cert}: not a PEM CA bundle ({error})"
+            ) from None
         if self.client_cert and self.client_key:
-            context.load_cert_chain(self.client_cert, self.client_key)
+            try:
+                context.load_cert_chain(self.client_cert, self.client_key)
+            except ssl.SSLError as error:
+                raise CredentialsError(
+                    f"--client-cert {self.client_cert} / --client-key {self.client_key}: not a "
+                    f"PEM certificate and its private key ({error})"
+                ) from None
         return context
 
     def grpc_channel_credentials(self) -> Any:

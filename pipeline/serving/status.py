@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ def rest_status(
         )
         response = connection.getresponse()
         raw = response.read()
+    except ssl.SSLError as error:
+        # Waiting does not fix a certificate: settled, unlike an unreachable server.
+        raise StatusError("TLS", f"{endpoint}: {error}") from None
     except (OSError, http.client.HTTPException) as error:
         raise StatusError("UNAVAILABLE", f"{endpoint}: {error}") from None
     finally:
@@ -101,7 +105,13 @@ def rest_status(
         body = None
     if response.status != 200:
         message = body.get("error") if isinstance(body, dict) else None
-        code = NOT_FOUND if response.status == 404 else f"HTTP {response.status}"
+        if response.status in (502, 503, 504):
+            # A gateway (the TLS front) whose TF Serving is down or restarting.
+            code = "UNAVAILABLE"
+        elif response.status == 404 and message:
+            code = NOT_FOUND  # TF Serving's own answer, {"error": ...}
+        else:
+            code = f"HTTP {response.status}"
         raise StatusError(code, str(message or raw[:200].decode(errors="replace")))
     if not isinstance(body, dict) or not isinstance(body.get("model_version_status"), list):
         raise StatusError("INTERNAL", f"unexpected model status body: {raw[:200]!r}")
