@@ -19,6 +19,7 @@ test: venv
 	@scripts/ensure_mariadb.sh
 	@scripts/ensure_chromium.sh
 	@scripts/ensure_nginx.sh
+	@scripts/ensure_prometheus.sh
 	$(PY) -m pytest $(ARGS)
 
 # Unit tests only: skips the end-to-end pipeline runs.

@@ -4,7 +4,7 @@
 # /usr/sbin), as root or through sudo, for the tests that run against the
 # real program. Without a way to install it, it says so and exits 0: those
 # tests then skip, unless CI forbids that (REQUIRE_MARIADB, REQUIRE_CHROMIUM,
-# REQUIRE_NGINX).
+# REQUIRE_NGINX, REQUIRE_PROMETHEUS).
 set -euo pipefail
 package="$1" program="$2" purpose="$3"
 if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ]; then

@@ -34,9 +34,11 @@ import base64
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -66,6 +68,45 @@ _PATH = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<verb>:[a-z]+)?$"
 )
+
+
+# TF Serving 2.16's Prometheus metrics that the double exports, named as its
+# exporter names them (`/` becomes `:`), with their labels and the source that
+# defines each (docs/serving.md, "Dashboards and alerts"). Latencies are in
+# microseconds; histogram bounds are the sources' own.
+METRICS = {
+    ":tensorflow:serving:request_count": (
+        "counter",
+        ("model_name", "status"),
+        "tensorflow_serving/servables/tensorflow/util.cc",
+    ),
+    ":tensorflow:serving:request_latency": (
+        "histogram",
+        ("model_name", "API", "entrypoint"),
+        "tensorflow_serving/servables/tensorflow/util.cc",
+    ),
+    ":tensorflow:serving:request_example_counts": (
+        "histogram",
+        ("model",),
+        "tensorflow_serving/servables/tensorflow/util.cc",
+    ),
+    ":tensorflow:serving:batching_session:queuing_latency": (
+        "histogram",
+        ("thread_pool_name",),
+        "tensorflow_serving/batching/batching_session.cc",
+    ),
+    ":tensorflow:cc:saved_model:load_attempt_count": (
+        "counter",
+        ("model_path", "status"),
+        "tensorflow/cc/saved_model/loader.cc",
+    ),
+}
+_BOUNDS = {
+    ":tensorflow:serving:request_latency": [10 * 1.8**i for i in range(33)],
+    ":tensorflow:serving:request_example_counts": [float(2**i) for i in range(15)],
+    ":tensorflow:serving:batching_session:queuing_latency": [100 * 1.2**i for i in range(52)],
+}
+METRICS_PATH = "/monitoring/prometheus/metrics"
 
 
 class ServingStatus(Exception):
@@ -127,6 +168,11 @@ class FakeServing:
                     f"the versions {sorted(versions)}"
                 )
         self._models = {int(v): tf.saved_model.load(path) for v, path in versions.items()}
+        self._calls_lock = threading.Lock()
+        self._counters: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._histograms: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+        for path in versions.values():
+            self._count(":tensorflow:cc:saved_model:load_attempt_count", (path, "success"))
         # version -> (manager state, error code name, error message)
         self._states: dict[int, tuple[str, str, str]] = {
             v: ("AVAILABLE", "OK", "") for v in self._models
@@ -135,7 +181,6 @@ class FakeServing:
         # Every request that reached the server at all, predict or not:
         # (protocol, path or RPC method, headers or metadata, lower-cased names).
         self.received: list[tuple[str, str, dict[str, str]]] = []
-        self._calls_lock = threading.Lock()
 
         self._rest = _RestServer(self)
         self.rest_url = self._rest.url
@@ -298,11 +343,68 @@ class FakeServing:
         """`version` finished loading: AVAILABLE, and served."""
         self._models[version] = tf.saved_model.load(path)
         self._states[version] = ("AVAILABLE", "OK", "")
+        self._count(":tensorflow:cc:saved_model:load_attempt_count", (path, "success"))
 
-    def fail_load(self, version: int, error_code: str, message: str) -> None:
+    def fail_load(
+        self, version: int, error_code: str, message: str, path: str | None = None
+    ) -> None:
         """Loading `version` failed: END with the error; the older versions keep serving."""
         self._models.pop(version, None)
         self._states[version] = ("END", error_code, message)
+        where = path or f"/models/{self.model_name}/{version}"
+        self._count(":tensorflow:cc:saved_model:load_attempt_count", (where, "fail"))
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def _count(self, name: str, labels: tuple[str, ...], by: float = 1.0) -> None:
+        with self._calls_lock:
+            self._counters[(name, labels)] = self._counters.get((name, labels), 0.0) + by
+
+    def _observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        with self._calls_lock:
+            self._histograms.setdefault((name, labels), []).append(value)
+
+    def observe_request(
+        self, entrypoint: str, model: str, status: str, seconds: float, rows: int
+    ) -> None:
+        """Records one predict request as TF Serving's metrics do."""
+        self._count(":tensorflow:serving:request_count", (model, status))
+        if status == "OK":
+            self._observe(
+                ":tensorflow:serving:request_latency", (model, "predict", entrypoint), seconds * 1e6
+            )
+            self._observe(":tensorflow:serving:request_example_counts", (model,), float(rows))
+            # One batch per request: the double does not batch across requests.
+            self._observe(
+                ":tensorflow:serving:batching_session:queuing_latency",
+                ("batch_threads",),
+                100.0,
+            )
+
+    def metrics_text(self) -> str:
+        """The Prometheus text exposition of the metrics above."""
+        lines: list[str] = []
+        with self._calls_lock:
+            counters = dict(self._counters)
+            histograms = {k: list(v) for k, v in self._histograms.items()}
+        for name, (kind, label_names, _) in METRICS.items():
+            lines.append(f"# TYPE {name} {kind}")
+            if kind == "counter":
+                for (metric, labels), value in sorted(counters.items()):
+                    if metric == name:
+                        lines.append(f"{name}{{{_labels(label_names, labels)}}} {value:g}")
+                continue
+            for (metric, labels), values in sorted(histograms.items()):
+                if metric != name:
+                    continue
+                base = _labels(label_names, labels)
+                for bound in _BOUNDS[name]:
+                    below = sum(1 for v in values if v <= bound)
+                    lines.append(f'{name}_bucket{{{base},le="{bound:g}"}} {below}')
+                lines.append(f'{name}_bucket{{{base},le="+Inf"}} {len(values)}')
+                lines.append(f"{name}_sum{{{base}}} {sum(values):g}")
+                lines.append(f"{name}_count{{{base}}} {len(values)}")
+        return "\n".join(lines) + "\n"
 
     def version_states(self, name: str, version: int | None) -> list[tuple[int, str, str, str]]:
         """(version, state, error code, message) as GetModelStatus reports them, newest first.
@@ -339,6 +441,11 @@ class FakeServing:
                 for v, state, code, message in self.version_states(name, version)
             ]
         }
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    escaped = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return ",".join(f'{n}="{v}"' for n, v in zip(names, escaped, strict=True))
 
 
 def _from_json(value: Any) -> Any:
@@ -398,6 +505,8 @@ class _RestServer(FakeHttpServer):
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
     ) -> tuple[int, Any]:
         self.fake.received.append(("REST", path, {k.lower(): v for k, v in headers.items()}))
+        if method == "GET" and path == METRICS_PATH:
+            return 200, self.fake.metrics_text()  # text/plain: the text exposition format
         match = _PATH.match(path)
         try:
             if not match:
@@ -415,8 +524,20 @@ class _RestServer(FakeHttpServer):
             if method == "GET" and match["verb"] is None:
                 return 200, self.fake.status(match["name"], version)
             if method == "POST" and match["verb"] == ":predict":
-                resolved = self.fake.resolve(match["name"], version, match["label"])
-                return 200, self._predict(resolved, raw)
+                started = time.perf_counter()
+                try:
+                    resolved = self.fake.resolve(match["name"], version, match["label"])
+                    answer = self._predict(resolved, raw)
+                except ServingStatus as status:
+                    self.fake.observe_request(
+                        "REST", match["name"], status.code.name, time.perf_counter() - started, 0
+                    )
+                    raise
+                rows = len(answer.get("predictions", answer.get("outputs", [])))
+                self.fake.observe_request(
+                    "REST", match["name"], "OK", time.perf_counter() - started, rows
+                )
+                return 200, answer
             raise ServingStatus(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
         except ServingStatus as status:
             return _HTTP_STATUS.get(status.code, 500), {"error": status.message}
@@ -492,6 +613,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
         _record(self.fake, "/tensorflow.serving.PredictionService/Predict", context)
         spec = request.model_spec
+        started = time.perf_counter()
         try:
             choice = spec.WhichOneof("version_choice")
             version = self.fake.resolve(
@@ -509,7 +631,12 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 "gRPC", version, spec.signature_name, inputs, list(request.output_filter)
             )
         except ServingStatus as status:
+            self.fake.observe_request(
+                "GRPC", spec.name, status.code.name, time.perf_counter() - started, 0
+            )
             context.abort(status.code, status.message)
+        rows = len(next(iter(outputs.values()))) if outputs else 0
+        self.fake.observe_request("GRPC", spec.name, "OK", time.perf_counter() - started, rows)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = spec.name
         response.model_spec.version.value = version
@@ -601,3 +728,12 @@ def write_constant_model(path: str, probability: float, columns) -> str:  # type
         },
     )
     return path
+
+
+def serve_constant(
+    folder: Path, probability: float, columns, model_name: str = "taxi"
+) -> FakeServing:  # type: ignore[no-untyped-def]
+    """A started double serving one stand-in version (write_constant_model) as version 1."""
+    return FakeServing(
+        model_name, {1: write_constant_model(str(folder / "m"), probability, columns)}
+    )

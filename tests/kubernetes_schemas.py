@@ -23,13 +23,43 @@ TFJOB_SCHEMA = Path(__file__).parent / "schemas" / "tfjob-kubeflow-v1.json"
 TFJOB_RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
 
 
+# Prometheus Operator custom resources, by kind (see schemas/README.md).
+MONITORING_SCHEMAS = {
+    "ServiceMonitor": Path(__file__).parent
+    / "schemas"
+    / "servicemonitor-monitoring-coreos-com-v1.json",
+    "PrometheusRule": Path(__file__).parent
+    / "schemas"
+    / "prometheusrule-monitoring-coreos-com-v1.json",
+}
+
+
 @cache
 def _tfjob_validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(json.loads(TFJOB_SCHEMA.read_text()))
 
 
+@cache
+def _monitoring_validator(kind: str) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads(MONITORING_SCHEMAS[kind].read_text()))
+
+
+def _validate_custom(manifest: dict[str, Any], validator: jsonschema.Draft7Validator) -> None:
+    errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.path))
+    if errors:
+        raise ValueError("; ".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors))
+
+
 def validate(manifest: dict[str, Any]) -> None:
     """Raises ValueError naming the problem if `manifest` is not a valid object."""
+    if manifest.get("kind") in MONITORING_SCHEMAS:
+        if manifest.get("apiVersion") != "monitoring.coreos.com/v1":
+            raise ValueError(
+                f"{manifest['kind']} apiVersion must be monitoring.coreos.com/v1: "
+                f"{manifest.get('apiVersion')}"
+            )
+        _validate_custom(manifest, _monitoring_validator(manifest["kind"]))
+        return
     if manifest.get("kind") == "TFJob":
         if manifest.get("apiVersion") != "kubeflow.org/v1":
             raise ValueError(

@@ -26,7 +26,7 @@ from pipeline.serving.columns import columns_for
 from pipeline.serving.security import Credentials, CredentialsError
 from tests import kubernetes_schemas, nginx_front
 from tests.conftest import REPO_ROOT, read_csv_rows, taxi_config, write_csv
-from tests.fake_serving import FakeServing, write_constant_model
+from tests.fake_serving import FakeServing, serve_constant
 
 COLUMNS = columns_for(taxi_config())
 SERVING = REPO_ROOT / "kubernetes" / "serving"
@@ -62,13 +62,16 @@ def test_the_secure_overlay_is_gcs_plus_the_front_and_validates_strictly():
         if obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == "taxi-serving"
     added = sorted((o["kind"], o["metadata"]["name"]) for o in secure if o not in gcs)
-    (configmap,) = [name for kind, name in added if kind == "ConfigMap"]
-    assert configmap.startswith("taxi-serving-front-")  # the hash suffix rolls the pods
+    configmaps = sorted(name.rsplit("-", 1)[0] for kind, name in added if kind == "ConfigMap")
+    # Hash suffixes: a change rolls the front's pods, reloads the dashboard.
+    assert configmaps == ["taxi-serving-dashboard", "taxi-serving-front"]
     assert [a for a in added if a[0] != "ConfigMap"] == [
         ("Deployment", "taxi-serving-front"),
         ("NetworkPolicy", "taxi-serving-from-front-only"),
         ("PodDisruptionBudget", "taxi-serving-front"),
+        ("PrometheusRule", "taxi-serving"),  # components/monitoring
         ("Service", "taxi-serving-front"),
+        ("ServiceMonitor", "taxi-serving"),
     ]
     assert [o for o in gcs if o not in secure] == []  # TF Serving's own objects unchanged
     assert not [o for o in secure if o["kind"] == "Secret"]
@@ -121,8 +124,7 @@ def test_tf_servings_ports_are_open_to_the_front_and_prometheus_only():
 
 @pytest.fixture(scope="module")
 def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServing]:
-    model = write_constant_model(str(tmp_path_factory.mktemp("front") / "m"), 0.25, COLUMNS)
-    with FakeServing("taxi", {1: model}) as fake:
+    with serve_constant(tmp_path_factory.mktemp("front"), 0.25, COLUMNS) as fake:
         yield fake
 
 
