@@ -121,6 +121,12 @@ PUSH_RECORD = "push.json"
 # signatures differ from its version's is refused (components/registry/contract.py).
 STABLE_LABEL = "stable"
 
+# Execution parameters more than one of our executors takes. Not
+# `pipeline_name`: TFX reserves that execution property key.
+PIPELINE_PARAMETER = "pipeline"
+PIPELINE_RUN_ID = "pipeline_run_id"  # empty: the orchestrator's own (local runner)
+METADATA_CONNECTION = "metadata_connection"
+
 # Execution parameters that tools read back (lineage, the run summary).
 TRAIN_STEPS = "train_steps"
 EVAL_STEPS = "eval_steps"

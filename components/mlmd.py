@@ -400,6 +400,16 @@ def latest_execution(
     return in_pipeline[max(tasks)] if tasks else None
 
 
+def executor_run_id(parameter: str, context: Any) -> str:
+    """The run an executor belongs to: its `pipeline_run_id` parameter, else its context's.
+
+    The Kubeflow compile passes `{{$.pipeline_job_uuid}}` as the parameter;
+    the local runner leaves it empty and puts the run id in the executor
+    context. Empty when neither has one.
+    """
+    return parameter or (getattr(context, "pipeline_run_id", None) if context else None) or ""
+
+
 def _executions_in_run(store: metadata_store.MetadataStore, run_id: str) -> dict[int, Execution]:
     found = (store.get_context_by_type_and_name(t, run_id) for t in RUN_CONTEXT_TYPES)
     return _executions_of(store, [c for c in found if c is not None])

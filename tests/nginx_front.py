@@ -45,14 +45,14 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+# A fresh P-256 key, unencrypted, for `openssl req`.
+_NEW_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+
 def _certificate(folder: Path, name: str, ca: str, subject: str, san: str | None) -> None:
     _openssl(
         "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+        *_NEW_EC_KEY,
         "-keyout",
         f"{name}.key",
         "-out",
@@ -88,11 +88,7 @@ def _ca(folder: Path, name: str) -> None:
     _openssl(
         "req",
         "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+        *_NEW_EC_KEY,
         "-keyout",
         f"{name}.key",
         "-out",

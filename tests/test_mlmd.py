@@ -288,3 +288,15 @@ def test_a_node_without_a_run_is_refused():
     node.node_info.id = "step"
     with pytest.raises(ValueError, match="node step has no resolved pipeline_run context"):
         run_id_of(node)
+
+
+def test_an_executor_run_id_is_the_parameter_else_the_context():
+    from types import SimpleNamespace
+
+    from components.mlmd import executor_run_id
+
+    context = SimpleNamespace(pipeline_run_id="2026-12-02T16:48:28")
+    assert executor_run_id("kfp-uuid", context) == "kfp-uuid"
+    assert executor_run_id("", context) == "2026-12-02T16:48:28"
+    assert executor_run_id("", None) == ""
+    assert executor_run_id("", SimpleNamespace(pipeline_run_id=None)) == ""

@@ -28,14 +28,13 @@ REGISTRY_URI = "registry_uri"
 MODEL_NAME = "model_name"
 KEEP_VERSIONS = "keep_versions"
 WARMUP_REQUESTS = "warmup_requests"
-# Not `pipeline_name`: TFX reserves that execution property key.
-PIPELINE_NAME = "pipeline"
-PIPELINE_RUN_ID = "pipeline_run_id"
+PIPELINE_NAME = contracts.PIPELINE_PARAMETER
+PIPELINE_RUN_ID = contracts.PIPELINE_RUN_ID
 DATA_ROOT = "data_root"
 METRIC = contracts.METRIC
 MIN_VALUE = contracts.MIN_VALUE
 MAX_DROP = contracts.MAX_DROP
-METADATA_CONNECTION = "metadata_connection"
+METADATA_CONNECTION = contracts.METADATA_CONNECTION
 # The serving_raw inputs with their types and fills, as JSON: warmup requests.
 SERVING_COLUMNS = "serving_columns"
 # The contract check: ops a custom model server registers beyond the stock
@@ -188,11 +187,6 @@ class Executor(base_executor.BaseExecutor):
                 indent=2,
             )
 
-    def _run_id(self) -> str | None:
-        # The local runner passes the run id in the executor context; the
-        # Kubeflow compile passes `{{$.pipeline_job_uuid}}` as the parameter.
-        return (self._context.pipeline_run_id if self._context else None) or None
-
     def _manifest_fields(
         self,
         model: types.Artifact,
@@ -211,7 +205,7 @@ class Executor(base_executor.BaseExecutor):
         return {
             "pipeline": {
                 "name": props[PIPELINE_NAME],
-                "run_id": props[PIPELINE_RUN_ID] or self._run_id(),
+                "run_id": mlmd.executor_run_id(props[PIPELINE_RUN_ID], self._context) or None,
             },
             "mlmd": {
                 "model_id": mlmd_id(store, model),

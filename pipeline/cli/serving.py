@@ -50,14 +50,20 @@ def _not_negative(text: str) -> float:
     return value
 
 
-def _add_common_args(parser: argparse.ArgumentParser) -> None:
+def _add_server_args(parser: argparse.ArgumentParser) -> None:
+    """The config, the server and the model name: what every serving command asks."""
     common.add_config_args(parser, config_lib.DEFAULT_CONFIG)
     parser.add_argument(
         "--endpoint",
         required=True,
-        help="REST http://host:8501, or gRPC host:8500 (with --grpc) or grpc://host:8500",
+        help="REST http(s)://host:8501, or gRPC host:8500 (with --grpc), grpc://host:8500 "
+        "or, with TLS, grpcs://host:443",
     )
     parser.add_argument("--model", help="served model name (default: registry.model_name)")
+
+
+def _add_common_args(parser: argparse.ArgumentParser) -> None:
+    _add_server_args(parser)
     parser.add_argument(
         "--csv",
         required=True,
@@ -178,13 +184,7 @@ def register(commands: Commands) -> None:
         "  %(prog)s --endpoint localhost:8500 --grpc --label canary -o json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common.add_config_args(status, config_lib.DEFAULT_CONFIG)
-    status.add_argument(
-        "--endpoint",
-        required=True,
-        help="REST http://host:8501, or gRPC host:8500 (with --grpc) or grpc://host:8500",
-    )
-    status.add_argument("--model", help="served model name (default: registry.model_name)")
+    _add_server_args(status)
     status.add_argument("--grpc", action="store_true", help="use TF Serving's gRPC API")
     which = status.add_mutually_exclusive_group()
     which.add_argument("--version", type=common.at_least_one, help="this model version")

@@ -12,17 +12,16 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import contracts
+from components import contracts, mlmd
 from components.mlmd import connect
 
-# Not `pipeline_name`: TFX reserves that execution property key.
-PIPELINE_NAME = "pipeline"
-PIPELINE_RUN_ID = "pipeline_run_id"
+PIPELINE_NAME = contracts.PIPELINE_PARAMETER
+PIPELINE_RUN_ID = contracts.PIPELINE_RUN_ID
 METRIC = contracts.METRIC
 MIN_VALUE = contracts.MIN_VALUE
 MAX_DROP = contracts.MAX_DROP
 SLICE_BY = "slice_by"
-METADATA_CONNECTION = "metadata_connection"
+METADATA_CONNECTION = contracts.METADATA_CONNECTION
 # The name the Kubeflow UI shows above the page; it lists only HTML
 # artifacts that carry one.
 DISPLAY_NAME = "display_name"
@@ -49,11 +48,7 @@ class Executor(base_executor.BaseExecutor):
         from pipeline.report import page_of_run
         from pipeline.report.settings import ReportSettings
 
-        # The local runner passes the run id in the executor context; the
-        # Kubeflow compile passes `{{$.pipeline_job_uuid}}` as the parameter.
-        run_id = exec_properties[PIPELINE_RUN_ID] or (
-            self._context.pipeline_run_id if self._context else ""
-        )
+        run_id = mlmd.executor_run_id(exec_properties[PIPELINE_RUN_ID], self._context)
         if not run_id:
             raise ValueError("RunReport: no pipeline run id (parameter or executor context)")
         settings = ReportSettings(
