@@ -85,6 +85,9 @@ BLESSING = "blessing"
 PUSHED_MODEL = "pushed_model"
 REPORT = "report"
 
+# The file a Schema artifact holds: the SchemaImporter writes it, `skew` reads it.
+SCHEMA_FILE = "schema.pbtxt"
+
 # The report's artifact type: Kubeflow's own name for an HTML page, which
 # its UI renders (pipeline/report/component.py).
 HTML_ARTIFACT_TYPE = "system.HTML"
@@ -120,6 +123,8 @@ PUSH_RECORD = "push.json"
 # The registry label of the version clients rely on: a push whose
 # signatures differ from its version's is refused (components/registry/contract.py).
 STABLE_LABEL = "stable"
+# The label of the version a canary rollout tries on a share of the traffic.
+CANARY_LABEL = "canary"
 
 # Execution parameters more than one of our executors takes. Not
 # `pipeline_name`: TFX reserves that execution property key.

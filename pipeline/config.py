@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +257,52 @@ class EvaluatorConfig:
             raise ConfigError(f"evaluator.max_drop must be in [0, 1], got {self.max_drop}")
 
 
+# Which histogram of the statistics TFDV's Jensen-Shannon divergence compares.
+SKEW_HISTOGRAMS = ("quantiles", "standard")
+
+
+@dataclass(frozen=True)
+class SkewConfig:
+    """`skew`: served requests against the training statistics of the served version (TFDV).
+
+    Attributes:
+        categorical_threshold: Largest L-infinity distance allowed between the
+            requests' and the training data's value frequencies of a
+            categorical feature (strings, or integers the schema calls
+            categorical), in (0, 1].
+        numeric_threshold: Largest approximate Jensen-Shannon divergence
+            allowed for a numeric feature, in (0, 1]. TFDV approximates it
+            from 10-bucket histograms: requests drawn from the training data
+            measure up to about 0.15 on the taxi data.
+        numeric_histogram: The histogram the divergence compares: quantiles
+            (equal-mass buckets, steady on long-tailed features) or standard
+            (equal-width buckets between the minimum and the maximum, which
+            one outlier shifts).
+        features: Per-feature thresholds by feature name (a feature of the
+            model section), replacing its kind's threshold.
+    """
+
+    categorical_threshold: float = 0.1
+    numeric_threshold: float = 0.2
+    numeric_histogram: str = "quantiles"
+    features: dict[str, float] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        thresholds = {
+            "skew.categorical_threshold": self.categorical_threshold,
+            "skew.numeric_threshold": self.numeric_threshold,
+            **{f"skew.features.{name}": value for name, value in self.features.items()},
+        }
+        for key, value in thresholds.items():
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"{key} must be in (0, 1], got {value}")
+        if self.numeric_histogram not in SKEW_HISTOGRAMS:
+            raise ConfigError(
+                f"skew.numeric_histogram must be one of {', '.join(SKEW_HISTOGRAMS)}, "
+                f"got {self.numeric_histogram!r}"
+            )
+
+
 @dataclass(frozen=True)
 class ResourcesConfig:
     """Per-component pod resources on Kubeflow, keyed by node id.
@@ -332,6 +379,126 @@ class KubeflowConfig:
 
 
 @dataclass(frozen=True)
+class RolloutTrack:
+    """One track of a canary rollout: a TF Serving of its own behind the front.
+
+    Attributes:
+        rest: host:port the front proxies this track's REST requests to.
+        grpc: host:port the front passes this track's gRPC calls to.
+        model_config: The model config file this track's TF Serving reads
+            (in the overlay, applied by `rollout.apply_command`); `rollout`
+            writes the one version it serves.
+    """
+
+    rest: str = ""
+    grpc: str = ""
+    model_config: str = ""
+
+    def validate(self, name: str = "rollout.stable") -> None:
+        for key in ("rest", "grpc"):
+            value = getattr(self, key)
+            host, sep, port = value.rpartition(":")
+            if not (sep and host and port.isdigit()):
+                raise ConfigError(f"{name}.{key} must be host:port, got {value!r}")
+
+
+def _stable_track() -> RolloutTrack:
+    return RolloutTrack(
+        "taxi-serving:8501",
+        "taxi-serving:8500",
+        "kubernetes/serving/overlays/canary/stable-track/models.config",
+    )
+
+
+def _canary_track() -> RolloutTrack:
+    return RolloutTrack(
+        "taxi-serving-canary:8501",
+        "taxi-serving-canary:8500",
+        "kubernetes/serving/overlays/canary/canary-track/models.config",
+    )
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Canary rollouts behind the TLS front (kubernetes/serving/overlays/canary).
+
+    Attributes:
+        stable: The stable track.
+        canary: The canary track.
+        routes_file: The front's routes.conf that `rollout` writes: both
+            tracks' upstreams and the canary's weight.
+        apply_command: Run after the files change (argv), e.g. `kubectl
+            apply -k kubernetes/serving/overlays/canary`; empty: only the
+            files are written.
+        steps: Canary weights, in percent, that `promote` steps through;
+            the last is 100, which makes the canary stable.
+        endpoint: The front's REST URL, through which `rollout` waits for a
+            track to have the version AVAILABLE (the track header pins each
+            check); empty: no wait.
+        wait_timeout_s: How long to wait for a track to load its version.
+        prometheus_url: Prometheus' HTTP API, read by the promotion gate.
+        window: PromQL range over which the gate compares the tracks.
+        min_requests: Canary requests the window must hold before a step.
+        max_error_rate_increase: The canary's error rate may exceed stable's
+            by this much (a fraction: 0.01 is one point).
+        max_p99_ratio: The canary's p99 latency may be this many times stable's...
+        p99_slack_ms: ...plus this many milliseconds (at sub-millisecond
+            latencies a ratio alone flags noise).
+        track_label: The Prometheus label that names the track (the
+            ServiceMonitor copies it from each track's Service).
+        selector: More PromQL label matchers for every gate query, e.g.
+            `namespace="taxi-serving"`.
+    """
+
+    stable: RolloutTrack = field(default_factory=_stable_track)
+    canary: RolloutTrack = field(default_factory=_canary_track)
+    routes_file: str = "kubernetes/serving/overlays/canary/stable-track/routes.conf"
+    apply_command: tuple[str, ...] = ()
+    steps: tuple[int, ...] = (10, 50, 100)
+    endpoint: str = ""
+    wait_timeout_s: float = 600.0
+    prometheus_url: str = ""
+    window: str = "5m"
+    min_requests: int = 100
+    max_error_rate_increase: float = 0.01
+    max_p99_ratio: float = 1.25
+    p99_slack_ms: float = 5.0
+    track_label: str = "track"
+    selector: str = ""
+
+    def validate(self) -> None:
+        self.stable.validate("rollout.stable")
+        self.canary.validate("rollout.canary")
+        steps = list(self.steps)
+        if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] != 100:
+            raise ConfigError(
+                "rollout.steps must be increasing percentages ending at 100, e.g. [10, 50, 100]; "
+                f"got {steps}"
+            )
+        for key in ("endpoint", "prometheus_url"):
+            value = getattr(self, key)
+            if value and not value.startswith(("http://", "https://")):
+                raise ConfigError(f"rollout.{key} must be an http(s) URL, got {value!r}")
+        if not re.fullmatch(r"[0-9]+[smhd]", self.window):
+            raise ConfigError(
+                f"rollout.window must be a PromQL duration like 5m, got {self.window!r}"
+            )
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", self.track_label):
+            raise ConfigError(
+                f"rollout.track_label must be a Prometheus label name, got {self.track_label!r}"
+            )
+        if self.min_requests < 1:
+            raise ConfigError(f"rollout.min_requests must be >= 1, got {self.min_requests}")
+        if self.max_error_rate_increase < 0 or self.max_p99_ratio < 1 or self.p99_slack_ms < 0:
+            raise ConfigError(
+                "rollout: max_error_rate_increase and p99_slack_ms must be >= 0 and "
+                "max_p99_ratio >= 1"
+            )
+        if self.wait_timeout_s <= 0:
+            raise ConfigError(f"rollout.wait_timeout_s must be > 0, got {self.wait_timeout_s}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Everything a run needs; see the section classes for each key.
 
@@ -349,6 +516,8 @@ class PipelineConfig:
         trainer: Training steps, batch, distribution and hardware.
         evaluator: The blessing's gated metric and thresholds.
         kubeflow: Image, endpoint, namespace and pod resources on Kubeflow.
+        rollout: Canary rollouts of served versions behind the TLS front.
+        skew: Thresholds of `skew`, served requests against the training data.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -360,6 +529,8 @@ class PipelineConfig:
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    skew: SkewConfig = field(default_factory=SkewConfig)
 
     @property
     def serving_model_dir(self) -> str:
@@ -375,6 +546,12 @@ class PipelineConfig:
             raise ConfigError(
                 f"evaluator.metric={self.evaluator.metric!r} does not suit a "
                 f"{self.model.task} label (model.label.task); one of {', '.join(allowed)}"
+            )
+        unknown = sorted(set(self.skew.features) - set(self.model.features))
+        if unknown:
+            raise ConfigError(
+                f"skew.features: {', '.join(unknown)} not feature(s) of the model section; "
+                f"its features: {', '.join(self.model.features)}"
             )
 
 

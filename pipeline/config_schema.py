@@ -34,6 +34,7 @@ HEADER_PREFIX = "# yaml-language-server: $schema="
 # Enumerated keys, by (section class, field): the loader's own constants.
 _CHOICES: dict[tuple[type, str], tuple[str, ...]] = {
     (config_lib.MetadataConfig, "kind"): config_lib.METADATA_KINDS,
+    (config_lib.SkewConfig, "numeric_histogram"): config_lib.SKEW_HISTOGRAMS,
     (settings.TrainerSettings, "launcher"): settings.LAUNCHERS,
     (workload.LabelSpec, "task"): workload.TASKS,
     (workload.FeatureSpec, "kind"): workload.KINDS,

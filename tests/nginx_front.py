@@ -26,6 +26,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 FRONT_CONF = REPO_ROOT / "kubernetes" / "serving" / "components" / "front" / "nginx.conf"
+FRONT_ROUTES = FRONT_CONF.with_name("routes.conf")
 KEY_ID, KEY = "ci-client", "k3y-" + "9f2c1d7e5a"
 
 
@@ -143,27 +144,59 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def render(folder: Path, rest_upstream: str, grpc_upstream: str, port: int) -> Path:
-    """The shipped nginx.conf with the cluster's paths and addresses pointed at `folder`'s."""
-    text = FRONT_CONF.read_text()
-    for old, new in {
-        # First: the folder itself lies under /tmp.
-        "/tmp/": f"{folder}/run/",
-        "/etc/nginx/tls/": f"{folder}/tls/",
-        "/etc/nginx/client-ca/": f"{folder}/client-ca/",
-        "/etc/nginx/api-keys/": f"{folder}/api-keys/",
-        "server taxi-serving:8501;": f"server {rest_upstream};",
-        "server taxi-serving:8500;": f"server {grpc_upstream};",
-        "listen 8443 ": f"listen 127.0.0.1:{port} ",
-    }.items():
-        assert old in text, f"{FRONT_CONF}: {old!r} is gone; update tests/nginx_front.py"
+def _replace(text: str, source: Path, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        assert old in text, f"{source}: {old!r} is gone; update tests/nginx_front.py"
         text = text.replace(old, new)
+    return text
+
+
+def write_routes(folder: Path, routes: str) -> None:
+    """The routes file nginx.conf includes (the front's own, or one `rollout` wrote)."""
+    (folder / "routes").mkdir(exist_ok=True)
+    (folder / "routes" / "routes.conf").write_text(routes)
+
+
+def render(
+    folder: Path, rest_upstream: str, grpc_upstream: str, port: int, routes: str | None = None
+) -> Path:
+    """The shipped nginx.conf with the cluster's paths and addresses pointed at `folder`'s.
+
+    Args:
+        routes: The routes file to include; None: the front's own, its one
+            track pointed at the given upstreams.
+    """
+    text = _replace(
+        FRONT_CONF.read_text(),
+        FRONT_CONF,
+        {
+            # First: the folder itself lies under /tmp.
+            "/tmp/": f"{folder}/run/",
+            "/etc/nginx/tls/": f"{folder}/tls/",
+            "/etc/nginx/client-ca/": f"{folder}/client-ca/",
+            "/etc/nginx/api-keys/": f"{folder}/api-keys/",
+            "/etc/nginx/routes/": f"{folder}/routes/",
+            "listen 8443 ": f"listen 127.0.0.1:{port} ",
+        },
+    )
+    if routes is None:
+        routes = _replace(
+            FRONT_ROUTES.read_text(),
+            FRONT_ROUTES,
+            {
+                "server taxi-serving:8501;": f"server {rest_upstream};",
+                "server taxi-serving:8500;": f"server {grpc_upstream};",
+            },
+        )
+    write_routes(folder, routes)
     config = folder / "nginx.conf"
     config.write_text(text)
     return config
 
 
-def prepare(rest_upstream: str, grpc_upstream: str) -> tuple[Path, Path, int]:
+def prepare(
+    rest_upstream: str, grpc_upstream: str, routes: str | None = None
+) -> tuple[Path, Path, int]:
     """Certificates, the htpasswd Secret's file and the rendered config, in a fresh folder."""
     # Workers run as nobody and read the key file per request: a folder they can traverse.
     folder = Path(tempfile.mkdtemp(prefix="front-", dir="/tmp"))
@@ -192,7 +225,7 @@ def prepare(rest_upstream: str, grpc_upstream: str) -> tuple[Path, Path, int]:
     (folder / "run").mkdir(mode=0o777)
     (folder / "run").chmod(0o777)
     port = _free_port()
-    return folder, render(folder, rest_upstream, grpc_upstream, port), port
+    return folder, render(folder, rest_upstream, grpc_upstream, port, routes), port
 
 
 def check_config(config: Path) -> subprocess.CompletedProcess[str]:
@@ -206,9 +239,9 @@ def check_config(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start(rest_upstream: str, grpc_upstream: str) -> Front:
+def start(rest_upstream: str, grpc_upstream: str, routes: str | None = None) -> Front:
     """Starts nginx on the rendered config; waits until it accepts connections."""
-    folder, config, port = prepare(rest_upstream, grpc_upstream)
+    folder, config, port = prepare(rest_upstream, grpc_upstream, routes)
     with open(folder / "nginx.log", "wb") as log:  # nginx keeps its own descriptor
         process = subprocess.Popen(
             [nginx(), "-c", str(config), "-p", str(folder), "-g", "daemon off;"],

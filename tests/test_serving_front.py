@@ -64,7 +64,11 @@ def test_the_secure_overlay_is_gcs_plus_the_front_and_validates_strictly():
     added = sorted((o["kind"], o["metadata"]["name"]) for o in secure if o not in gcs)
     configmaps = sorted(name.rsplit("-", 1)[0] for kind, name in added if kind == "ConfigMap")
     # Hash suffixes: a change rolls the front's pods, reloads the dashboard.
-    assert configmaps == ["taxi-serving-dashboard", "taxi-serving-front"]
+    assert configmaps == [
+        "taxi-serving-dashboard",
+        "taxi-serving-front",
+        "taxi-serving-front-routes",
+    ]
     assert [a for a in added if a[0] != "ConfigMap"] == [
         ("Deployment", "taxi-serving-front"),
         ("NetworkPolicy", "taxi-serving-from-front-only"),
@@ -109,7 +113,11 @@ def test_tf_servings_ports_are_open_to_the_front_and_prometheus_only():
     objects = _render("overlays/secure")
     policy = _named(objects, "NetworkPolicy", "taxi-serving-from-front-only")["spec"]
     server = _named(objects, "Deployment", "taxi-serving")["spec"]["template"]["metadata"]
-    assert policy["podSelector"]["matchLabels"].items() <= server["labels"].items()
+    # TF Serving's pods, those of a rollout's canary track too (overlays/canary).
+    (selects,) = policy["podSelector"]["matchExpressions"]
+    assert selects["key"] == "app.kubernetes.io/name" and selects["operator"] == "In"
+    assert server["labels"]["app.kubernetes.io/name"] in selects["values"]
+    assert set(selects["values"]) == {"taxi-serving", "taxi-serving-canary"}
     assert policy["policyTypes"] == ["Ingress"]
     front_rule, prometheus_rule = policy["ingress"]
     assert front_rule["from"] == [{"podSelector": {"matchLabels": FRONT_LABELS}}]

@@ -446,6 +446,8 @@ def test_config_files_are_found():
         "base/batching.config",
         "base/models.config",
         "base/monitoring.config",
+        "overlays/canary/canary-track/models.config",
+        "overlays/canary/stable-track/models.config",
         "overlays/gcs/models.config",
         "overlays/local/models.config",
         "overlays/s3/models.config",

@@ -13,13 +13,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import tempfile
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -32,24 +28,15 @@ import yaml
 from pipeline.serving.client import ServingError, make_client
 from pipeline.serving.columns import columns_for
 from pipeline.serving.rows import read_rows
-from tests import kubernetes_schemas
+from tests import kubernetes_schemas, prometheus_server
 from tests.conftest import REPO_ROOT, read_csv_rows, taxi_config, write_csv
 from tests.fake_serving import METRICS, METRICS_PATH, FakeServing, serve_constant
+from tests.prometheus_server import query, safe_query, wait_for
 
 MONITORING = REPO_ROOT / "kubernetes" / "serving" / "components" / "monitoring"
 RULES = MONITORING / "prometheusrule.yaml"
 DASHBOARD = MONITORING / "taxi-serving-dashboard.json"
 COLUMNS = columns_for(taxi_config())
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (scripts/ensure_prometheus.sh installs it)"
-        if os.environ.get("REQUIRE_PROMETHEUS") == "1":
-            pytest.fail(f"{message}; REQUIRE_PROMETHEUS=1 forbids skipping")
-        pytest.skip(message)
-    return path
 
 
 def _render() -> list[dict[str, Any]]:
@@ -89,7 +76,7 @@ def _promtool_check(groups: list[dict[str, Any]], folder: Path) -> subprocess.Co
     path = folder / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": groups}))
     return subprocess.run(
-        [_tool("promtool"), "check", "rules", str(path)],
+        [prometheus_server.tool("promtool"), "check", "rules", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -118,9 +105,12 @@ def test_the_service_monitor_scrapes_tf_servings_metrics_port_and_path():
     (service,) = [
         o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "taxi-serving"
     ]
-    assert (
-        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    )
+    # TF Serving's Service, and a rollout's canary track (overlays/canary).
+    (selects,) = monitor["spec"]["selector"]["matchExpressions"]
+    assert selects["key"] == "app.kubernetes.io/name" and selects["operator"] == "In"
+    assert set(selects["values"]) == {"taxi-serving", "taxi-serving-canary"}
+    assert service["metadata"]["labels"]["app.kubernetes.io/name"] in selects["values"]
+    assert monitor["spec"]["targetLabels"] == ["track"]
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     config = (REPO_ROOT / "kubernetes" / "serving" / "base" / "monitoring.config").read_text()
@@ -191,29 +181,6 @@ def test_every_metric_named_is_one_tf_serving_exports():
 # -- a real Prometheus ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _query(port: int, promql: str) -> list[dict[str, Any]]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = json.loads(response.read())
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-def _wait_for(check, seconds: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServing]:
     with serve_constant(tmp_path_factory.mktemp("mon"), 0.3, COLUMNS) as fake:
@@ -222,53 +189,11 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServing]:
 
 @pytest.fixture(scope="module")
 def prometheus(serving: FakeServing) -> Iterator[int]:
-    binary = _tool("prometheus")
-    folder = Path(tempfile.mkdtemp(prefix="prometheus-"))
     groups = yaml.safe_load(RULES.read_text())["spec"]["groups"]
-    (folder / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    target = serving.rest_url.removeprefix("http://")
-    (folder / "prometheus.yml").write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(folder / "rules.yaml")],
-                "scrape_configs": [
-                    {
-                        "job_name": "tf-serving",
-                        "metrics_path": METRICS_PATH,
-                        "static_configs": [{"targets": [target]}],
-                    }
-                ],
-            }
-        )
-    )
-    port = _free_port()
-    with open(folder / "prometheus.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={folder / 'prometheus.yml'}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        up = _wait_for(lambda: _safe_query(port, 'up{job="tf-serving"} == 1'))
-        assert up, (folder / "prometheus.log").read_text()[-3000:]
+    with prometheus_server.running(
+        [(serving.rest_url.removeprefix("http://"), {})], groups
+    ) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _safe_query(port: int, promql: str) -> list[dict[str, Any]]:
-    try:
-        return _query(port, promql)
-    except OSError:
-        return []
 
 
 def test_prometheus_reads_the_requests_sent_and_evaluates_every_rule(serving, prometheus, tmp_path):
@@ -288,23 +213,23 @@ def test_prometheus_reads_the_requests_sent_and_evaluates_every_rule(serving, pr
         client.predict(read_rows(str(path), COLUMNS))
 
     def counts() -> dict[str, float]:
-        found = _safe_query(prometheus, "sum by (status) (:tensorflow:serving:request_count)")
+        found = safe_query(prometheus, "sum by (status) (:tensorflow:serving:request_count)")
         return {r["metric"]["status"]: float(r["value"][1]) for r in found}
 
-    assert _wait_for(lambda: counts() == {"OK": 6.0, "NOT_FOUND": 1.0}, 30), counts()
-    by_entrypoint = _query(
+    assert wait_for(lambda: counts() == {"OK": 6.0, "NOT_FOUND": 1.0}, 30), counts()
+    by_entrypoint = query(
         prometheus, "sum by (entrypoint) (:tensorflow:serving:request_latency_count)"
     )
     assert {r["metric"]["entrypoint"]: float(r["value"][1]) for r in by_entrypoint} == {
         "REST": 3.0,
         "GRPC": 3.0,
     }
-    examples = _query(prometheus, "sum(:tensorflow:serving:request_example_counts_sum)")
+    examples = query(prometheus, "sum(:tensorflow:serving:request_example_counts_sum)")
     assert float(examples[0]["value"][1]) == 24.0  # 6 requests of 4 rows
     with urllib.request.urlopen(f"http://127.0.0.1:{prometheus}/api/v1/rules", timeout=10) as r:
         rules = [rule for g in json.loads(r.read())["data"]["groups"] for rule in g["rules"]]
     assert len(rules) == len(_rule_exprs())
-    assert _wait_for(lambda: all(rule.get("health") == "ok" for rule in _rules(prometheus)), 30), (
+    assert wait_for(lambda: all(rule.get("health") == "ok" for rule in _rules(prometheus)), 30), (
         _rules(prometheus)
     )
 
@@ -316,10 +241,10 @@ def _rules(port: int) -> list[dict[str, Any]]:
 
 def test_the_first_failed_load_fires_the_alert(serving, prometheus):
     def firing() -> list[dict[str, Any]]:
-        alerts = _safe_query(prometheus, 'ALERTS{alertname="TFServingModelLoadFailed"}')
+        alerts = safe_query(prometheus, 'ALERTS{alertname="TFServingModelLoadFailed"}')
         return [a for a in alerts if a["metric"].get("alertstate") == "firing"]
 
     assert firing() == []
     serving.fail_load(2, "NOT_FOUND", "Op type not registered 'ZeroOut'")
-    alerts = _wait_for(firing, 60)
+    alerts = wait_for(firing, 60)
     assert alerts and alerts[0]["metric"]["model_path"] == "/models/taxi/2"

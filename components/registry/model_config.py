@@ -132,11 +132,36 @@ def update_file(
     text = _read(path)
     config = parse(text, str(path))
     pending = set_labels(config, model_name, labels, str(path), moving)
-    # text_format drops comments; keep the file's leading comment block.
+    _write(path, text, config)
+    return pending
+
+
+def _write(path: Path, old_text: str, config: model_server_config_pb2.ModelServerConfig) -> None:
+    """Writes `config`, keeping the old file's leading comment block (text_format drops it)."""
     header = []
-    for line in text.splitlines(keepends=True):
+    for line in old_text.splitlines(keepends=True):
         if not line.lstrip().startswith("#"):
             break
         header.append(line)
     path.write_text("".join(header) + text_format.MessageToString(config))
-    return pending
+
+
+def serve_only(path: str | Path, model_name: str, version: int) -> None:
+    """Rewrites `model_name` in a model config file to serve exactly `version`, unlabelled.
+
+    A rollout track serves one version and the router, not a label, picks
+    the track. Without labels TF Serving refuses nothing, and it loads the
+    new version before it unloads the old one (its availability-preserving
+    policy), so the track keeps answering through the change.
+
+    Raises:
+        ModelConfigError: The file is missing, invalid or lacks the model.
+    """
+    path = Path(path)
+    text = _read(path)
+    config = parse(text, str(path))
+    model = _model(config, model_name, str(path))
+    model.ClearField("version_labels")
+    model.model_version_policy.Clear()
+    model.model_version_policy.specific.versions.append(version)
+    _write(path, text, config)

@@ -45,6 +45,9 @@ LABELS_FILE = "labels.json"
 # The versions TF Serving's model config lists (written by the label and
 # rollback commands): retention keeps them, loaded or about to be.
 SERVED_FILE = "served.json"
+# Deployment events (rollout start, promote, abort), oldest first: what
+# served when.
+DEPLOYMENTS_FILE = "deployments.json"
 STAGING_PREFIX = ".staging-"
 CLAIMS_DIR = ".claims"
 # Abandoned leftovers (a killed push's staging folder or partial upload) are
@@ -454,6 +457,35 @@ class Registry:
     def set_served(self, versions: list[int]) -> None:
         """Records the versions TF Serving is told to serve, so retention keeps them."""
         self._write_json(SERVED_FILE, sorted(set(versions)))
+
+    def deployments(self) -> list[dict[str, Any]]:
+        """Deployment events, oldest first, as `record_deployment` wrote them.
+
+        Raises:
+            RegistryError: deployments.json is not a JSON list of events with a time.
+        """
+        events = self._read_json(DEPLOYMENTS_FILE, [])
+        if not isinstance(events, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("time"), str) for e in events
+        ):
+            raise RegistryError(
+                f"{storage.join(self.model_dir, DEPLOYMENTS_FILE)}: expected a list of events, "
+                "each an object with a time"
+            )
+        return events
+
+    def record_deployment(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Appends a deployment event, stamped with the time (UTC); returns it.
+
+        The whole file is rewritten (object stores have no append), so two
+        commands recording at once can lose one event: run rollouts from
+        one place (CI, or one operator).
+        """
+        events = self.deployments()
+        stamped = {"time": _now(), **event}
+        events.append(stamped)
+        self._write_json(DEPLOYMENTS_FILE, events)
+        return stamped
 
     def _read_json(self, name: str, missing: Any) -> Any:
         """A JSON file beside the versions; `missing` when there is none.

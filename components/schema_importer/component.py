@@ -12,9 +12,8 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from components.contracts import SCHEMA_FILE
 from components.schema_io import parse_schema
-
-SCHEMA_FILE = "schema.pbtxt"
 
 
 @tfx.dsl.components.component

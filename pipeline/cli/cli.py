@@ -7,6 +7,8 @@ exit codes; each group is one module of this package, with its handlers:
 - `kubeflow`: compile, image, submit, schedule (Kubeflow Pipelines);
 - `registry`: registry list|show|verify|label|rollback|prune;
 - `serving`: predict, loadtest, status (a model behind TF Serving);
+- `rollout`: rollout start|promote|abort|status (canary behind the TLS front);
+- `skew`: served requests against the served version's training data (TFDV);
 - `lineage`: lineage model|examples|runs (ML Metadata);
 - `completion`: a static shell completion script.
 
@@ -29,10 +31,10 @@ from pathlib import Path
 from components import environment
 from components.errors import UserError
 from pipeline import logs
-from pipeline.cli import completion, kubeflow, lineage, registry, run, serving
+from pipeline.cli import completion, kubeflow, lineage, registry, rollout, run, serving, skew
 
 DISTRIBUTION = "mlops-pipeline"
-GROUPS = (run, kubeflow, registry, serving, lineage, completion)
+GROUPS = (run, kubeflow, registry, serving, rollout, skew, lineage, completion)
 EXAMPLES = """\
 examples:
   %(prog)s init --data data/penguins --label species --output penguins.yaml

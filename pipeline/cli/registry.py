@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
-def _registry(config: PipelineConfig) -> Registry:
+def registry_of(config: PipelineConfig) -> Registry:
     # Local registries need no TensorFlow; object stores load it (tf.io.gfile).
     from components.registry.store import Registry
 
@@ -95,7 +95,7 @@ def _row(entry: dict[str, Any]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    registry = _registry(common.load_config(args))
+    registry = registry_of(common.load_config(args))
     by_version = _labels_by_version(registry.labels())
     entries = [_describe(registry, v, by_version.get(v.number, [])) for v in registry.versions()]
     if common.wants_json(args):
@@ -118,7 +118,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    registry = _registry(common.load_config(args))
+    registry = registry_of(common.load_config(args))
     version = registry.resolve(args.version)
     manifest = registry.manifest(version.number)
     if common.wants_json(args):
@@ -135,7 +135,7 @@ def _show(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from components.registry.store import RegistryError
 
-    registry = _registry(common.load_config(args))
+    registry = registry_of(common.load_config(args))
     if args.all:
         versions = registry.versions()
         if not versions:
@@ -202,7 +202,7 @@ def _write_model_config(
 
 
 def _label(args: argparse.Namespace) -> int:
-    registry = _registry(common.load_config(args))
+    registry = registry_of(common.load_config(args))
     _served_versions(registry, args.model_config)
     if args.remove:
         labels = registry.set_label(args.label, None)
@@ -262,7 +262,7 @@ def _first_intact(
 def _rollback(args: argparse.Namespace) -> int:
     from components.registry.store import RegistryError
 
-    registry = _registry(common.load_config(args))
+    registry = registry_of(common.load_config(args))
     loaded = _served_versions(registry, args.model_config) if args.label else set()
     complete = registry.complete_versions()
     if args.to is not None:
@@ -313,7 +313,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     config = common.load_config(args)
-    registry = _registry(config)
+    registry = registry_of(config)
     keep = args.keep if args.keep is not None else config.registry.keep_versions
     deleted = registry.prune(keep)
     print(f"kept the newest {keep} and labelled versions; deleted {deleted or 'nothing'}")

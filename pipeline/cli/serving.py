@@ -89,10 +89,10 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="seconds to wait for each answer (default: 10)",
     )
-    _add_security_args(parser)
+    add_security_args(parser)
 
 
-def _add_security_args(parser: argparse.ArgumentParser) -> None:
+def add_security_args(parser: argparse.ArgumentParser) -> None:
     """TLS and the API key, for a server behind the TLS front (docs/serving.md)."""
     group = parser.add_argument_group(
         "TLS front", "for TF Serving behind kubernetes/serving/components/front"
@@ -113,7 +113,7 @@ def _add_security_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _credentials(args: argparse.Namespace) -> Credentials:
+def credentials_of(args: argparse.Namespace) -> Credentials:
     from pipeline.serving.security import Credentials
 
     return Credentials.from_options(
@@ -208,7 +208,7 @@ def register(commands: Commands) -> None:
         default=2.0,
         help="seconds between polls with --wait (default: 2)",
     )
-    _add_security_args(status)
+    add_security_args(status)
     common.add_output_arg(status)
     status.set_defaults(handler=_status)
 
@@ -230,7 +230,7 @@ def _session(args: argparse.Namespace) -> tuple[PipelineConfig, list[Row], Predi
         version=args.version,
         label=args.label,
         timeout=args.timeout,
-        credentials=_credentials(args),
+        credentials=credentials_of(args),
     )
     return config, rows, client
 
@@ -417,7 +417,7 @@ def _status(args: argparse.Namespace) -> int:
     use_grpc = args.grpc or args.endpoint.startswith(("grpc://", "grpcs://"))
     call = status_lib.grpc_status if use_grpc else status_lib.rest_status
     timeout = min(args.timeout, 10.0)
-    credentials = _credentials(args)
+    credentials = credentials_of(args)
 
     def fetch(number: int | None) -> list[status_lib.VersionStatus]:
         return call(args.endpoint, model, number, timeout, credentials)

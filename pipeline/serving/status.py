@@ -19,7 +19,7 @@ import http.client
 import json
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlparse
 
@@ -72,8 +72,11 @@ def rest_status(
     version: int | None = None,
     timeout: float = 10.0,
     credentials: Credentials | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> list[VersionStatus]:
     """The model's versions over REST, or the one asked for.
+
+    `headers` go with the request, e.g. the front's track pin.
 
     Raises:
         StatusError: The server answered an error (its own message), or
@@ -87,9 +90,10 @@ def rest_status(
     connection = http_connection(endpoint, credentials, timeout)
     authorization = credentials.authorization()
     try:
-        connection.request(
-            "GET", path, headers={"Authorization": authorization} if authorization else {}
-        )
+        sent = dict(headers or {})
+        if authorization:
+            sent["Authorization"] = authorization
+        connection.request("GET", path, headers=sent)
         response = connection.getresponse()
         raw = response.read()
     except ssl.SSLError as error:
