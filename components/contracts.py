@@ -126,6 +126,18 @@ STABLE_LABEL = "stable"
 # The label of the version a canary rollout tries on a share of the traffic.
 CANARY_LABEL = "canary"
 
+# TFLite variants a push may add under its version (registry.tflite), each
+# converted from the `serving_raw` signature and measured against it
+# (components/registry/tflite.py): as trained, float16 weights, int8 weights
+# (dynamic range), and int8 weights and activations calibrated on eval rows.
+TFLITE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "full_int8")
+TFLITE_SIGNATURE = SERVING_RAW
+# The folder of a version that holds them (`tflite/<variant>.tflite`); TF
+# Serving loads the SavedModel beside it and ignores it.
+TFLITE_DIR = "tflite"
+# The manifest's section on them: published or refused, and why.
+TFLITE_MANIFEST_KEY = "tflite"
+
 # Execution parameters more than one of our executors takes. Not
 # `pipeline_name`: TFX reserves that execution property key.
 PIPELINE_PARAMETER = "pipeline"

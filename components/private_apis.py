@@ -18,6 +18,7 @@ installed versions (TensorFlow 2.16, TFX 1.16, kfp 2.5).
 | `kfp_create_pipeline`      | kfp        | `Client._pipelines_api`                      |
 | `kfp_ui_url`               | kfp        | `Client._get_url_prefix`                     |
 | `run_atexit_handlers`      | CPython    | `atexit._run_exitfuncs`                      |
+| `inline_table_vocabularies` | TensorFlow | `TrackableView`, `RestoredResource._initialize` |
 
 Imports happen inside the functions: the CLI's light paths import this
 module without loading TensorFlow or TFX.
@@ -190,3 +191,78 @@ def run_atexit_handlers() -> None:
     import atexit
 
     atexit._run_exitfuncs()
+
+
+def inline_table_vocabularies(loaded: Any) -> int:
+    """Makes the hash tables of a loaded SavedModel initialize from constants, not files.
+
+    tf.Transform's vocabularies are tables filled from asset files
+    (`InitializeTableFromTextFileV2`). The TFLite converter (TF 2.16) keeps
+    the lookups but drops such an initializer, so the converted model fails
+    with "hashtable need to be initialized before using"; tables filled from
+    constants (`LookupTableImportV2`) convert into TFLite's own initializer
+    subgraph. This reads each table's contents from the loaded model and
+    replaces its restored initializer with one that imports them, so that
+    re-saving `loaded` writes a SavedModel the converter can take.
+
+    A table restored twice (the transform layer reached by two paths) has
+    an initializer that fills the first copy; its contents are read from
+    the handle the initializer captures.
+
+    On a TensorFlow upgrade check that `tensorflow/python/checkpoint/
+    trackable_view.py` still has `TrackableView.descendants`, that
+    `RestoredResource` (`python/trackable/resource.py`) still keeps its
+    restored `_create_resource` and `_initialize` functions as attributes
+    that saving re-traces, and whether the converter now freezes text-file
+    initializers itself (then this can go).
+
+    Returns:
+        How many tables were changed.
+    """
+    import tensorflow as tf
+    from tensorflow.python.checkpoint import trackable_view
+
+    def nodes(function: Any) -> list[Any]:
+        found = []
+        for concrete in function.concrete_functions:
+            graph = concrete.graph.as_graph_def()
+            found += [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+        return found
+
+    def importer(resource: Any, keys: Any, values: Any) -> Any:
+        @tf.function(input_signature=[])
+        def _initialize() -> Any:
+            tf.raw_ops.LookupTableImportV2(
+                table_handle=resource.resource_handle,
+                keys=tf.constant(keys),
+                values=tf.constant(values),
+            )
+            return tf.constant(1)
+
+        return _initialize
+
+    changed = 0
+    for resource in trackable_view.TrackableView(loaded).descendants():
+        initialize = getattr(resource, "_initialize", None)
+        if not isinstance(resource, tf.saved_model.experimental.TrackableResource) or not (
+            initialize is not None
+            and any(n.op == "InitializeTableFromTextFileV2" for n in nodes(initialize))
+        ):
+            continue
+        tables = [n for n in nodes(resource._create_resource) if n.op == "HashTableV2"]
+        if len(tables) != 1:
+            continue
+        filled = [
+            t
+            for concrete in initialize.concrete_functions
+            for t in concrete.captured_inputs
+            if t.dtype == tf.resource
+        ]
+        keys, values = tf.raw_ops.LookupTableExportV2(
+            table_handle=filled[0] if filled else resource.resource_handle,
+            Tkeys=tf.dtypes.as_dtype(tables[0].attr["key_dtype"].type),
+            Tvalues=tf.dtypes.as_dtype(tables[0].attr["value_dtype"].type),
+        )
+        resource._initialize = importer(resource, keys.numpy(), values.numpy())
+        changed += 1
+    return changed

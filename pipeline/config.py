@@ -188,6 +188,17 @@ class RegistryConfig:
             push is refused.
         extra_ops: Ops your model server registers beyond stock TF Serving
             2.16's (a custom build); a model using any other op is refused.
+        tflite: TFLite variants stored under each version as
+            tflite/<variant>.tflite (fp32, fp16, dynamic_int8, full_int8),
+            each converted from serving_raw and measured against it in
+            tf.lite.Interpreter; one beyond the tolerances is not stored and
+            the manifest says why. Empty: none, and no time spent.
+        tflite_eval_rows: Eval rows each variant is measured on (full_int8
+            calibrates on the first 100 of them).
+        tflite_max_abs_diff: Largest absolute difference allowed between a
+            variant's outputs and the SavedModel's, on any measured row.
+        tflite_max_metric_delta: Largest change of AUC (binary) or accuracy
+            (multiclass) allowed between a variant and the SavedModel.
     """
 
     uri: str = "build/registry"
@@ -196,8 +207,25 @@ class RegistryConfig:
     warmup_requests: int = 100
     allow_signature_change: bool = False
     extra_ops: tuple[str, ...] = ()
+    tflite: tuple[str, ...] = ()
+    tflite_eval_rows: int = 200
+    tflite_max_abs_diff: float = 0.01
+    tflite_max_metric_delta: float = 0.005
 
     def validate(self) -> None:
+        unknown = [v for v in self.tflite if v not in contracts.TFLITE_VARIANTS]
+        if unknown or len(set(self.tflite)) != len(self.tflite):
+            raise ConfigError(
+                f"registry.tflite must list distinct variants of "
+                f"{', '.join(contracts.TFLITE_VARIANTS)}, got {list(self.tflite)}"
+            )
+        if not 1 <= self.tflite_eval_rows <= 100_000:
+            raise ConfigError(
+                f"registry.tflite_eval_rows must be in 1..100000, got {self.tflite_eval_rows}"
+            )
+        for name in ("tflite_max_abs_diff", "tflite_max_metric_delta"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"registry.{name} must be >= 0, got {getattr(self, name)}")
         if "/" in self.model_name or self.model_name.startswith("."):
             raise ConfigError(f"registry.model_name must be a plain name, got {self.model_name!r}")
         if self.keep_versions < 1:

@@ -39,6 +39,7 @@ _CHOICES: dict[tuple[type, str], tuple[str, ...]] = {
     (workload.LabelSpec, "task"): workload.TASKS,
     (workload.FeatureSpec, "kind"): workload.KINDS,
     (workload.FeatureSpec, "encoding"): ("", *workload.TEXT_ENCODINGS),
+    (config_lib.RegistryConfig, "tflite"): contracts.TFLITE_VARIANTS,
     (config_lib.EvaluatorConfig, "metric"): (
         "",
         *sorted({m for metrics in contracts.GATE_METRICS.values() for m in metrics}),
@@ -109,7 +110,9 @@ def json_schema() -> dict[str, Any]:
             if field_name in fields:
                 prop["description"] = fields[field_name]
             if (cls, field_name) in _CHOICES:
-                prop["enum"] = list(_CHOICES[(cls, field_name)])
+                # A list key's choices are those of its items.
+                target = prop["items"] if prop.get("type") == "array" else prop
+                target["enum"] = list(_CHOICES[(cls, field_name)])
     for old, new in config_lib.ALIASES.items():
         section, old_name = old.split(".")
         target = defs[classes_by_field[section].__name__]["properties"]

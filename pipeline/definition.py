@@ -248,6 +248,10 @@ def create_pipeline(
         metadata_connection=metadata_spec_json(config),
         extra_ops=config.registry.extra_ops,
         allow_signature_change=config.registry.allow_signature_change,
+        tflite=config.registry.tflite,
+        tflite_eval_rows=config.registry.tflite_eval_rows,
+        tflite_max_abs_diff=config.registry.tflite_max_abs_diff,
+        tflite_max_metric_delta=config.registry.tflite_max_metric_delta,
     ).with_id(PUSHER)
 
     run_report = RunReport(

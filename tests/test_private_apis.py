@@ -64,3 +64,15 @@ def test_tfx_kubeflow_v2_entrypoint_looks_titles_up_in_its_table():
     assert "compiler_utils.TITLE_TO_CLASS_PATH" in inspect.getsource(utils._retrieve_class_path)
     private_apis.kubeflow_v2_artifact_class("system.HTML", "pipeline.report.component.HtmlPage")
     assert compiler_utils.TITLE_TO_CLASS_PATH["system.HTML"].endswith("HtmlPage")
+
+
+def test_tensorflow_restored_resources_keep_their_initializers_as_attributes():
+    from tensorflow.python.checkpoint import trackable_view
+    from tensorflow.python.saved_model import save
+    from tensorflow.python.trackable import resource
+
+    assert callable(trackable_view.TrackableView.descendants)
+    assert callable(resource.CapturableResource._initialize)
+    assert callable(resource.CapturableResource._create_resource)
+    # Saving re-traces the initializer the object holds now.
+    assert 'obj, "_initialize").get_concrete_function()' in inspect.getsource(save)

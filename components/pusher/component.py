@@ -4,7 +4,8 @@ TFX's Pusher copies the model to `<base_directory>/<timestamp>` in place: a
 version TF Serving can pick up half-written, with nothing that says what it
 is. This one publishes through `components.registry.store.Registry` (atomic,
 never overwriting, with a checksummed manifest and TF Serving warmup
-requests) and applies the retention policy. Its output is a `PushedModel`
+requests, and optionally TFLite variants measured against the SavedModel)
+and applies the retention policy. Its output is a `PushedModel`
 with TFX's custom properties (`pushed`, `pushed_destination`,
 `pushed_version`), so lineage tools read it like TFX's.
 """
@@ -42,6 +43,10 @@ class RegistryPusherSpec(ComponentSpec):
         executor.METADATA_CONNECTION: ExecutionParameter(type=str),
         executor.EXTRA_OPS: ExecutionParameter(type=str),
         executor.ALLOW_SIGNATURE_CHANGE: ExecutionParameter(type=int),
+        executor.TFLITE: ExecutionParameter(type=str),
+        executor.TFLITE_EVAL_ROWS: ExecutionParameter(type=int),
+        executor.TFLITE_MAX_ABS_DIFF: ExecutionParameter(type=float),
+        executor.TFLITE_MAX_METRIC_DELTA: ExecutionParameter(type=float),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -82,8 +87,18 @@ class RegistryPusher(base_component.BaseComponent):
         metadata_connection: str,
         extra_ops: tuple[str, ...] = (),
         allow_signature_change: bool = False,
+        tflite: tuple[str, ...] = (),
+        tflite_eval_rows: int = 200,
+        tflite_max_abs_diff: float = 0.01,
+        tflite_max_metric_delta: float = 0.005,
     ):
-        """Args are the spec's; `pipeline_run_id` empty means the orchestrator's own."""
+        """Args are the spec's; `pipeline_run_id` empty means the orchestrator's own.
+
+        `tflite` names the TFLite variants to add under the version (none by
+        default), measured on `tflite_eval_rows` eval rows and refused beyond
+        `tflite_max_abs_diff` or `tflite_max_metric_delta`
+        (components/registry/tflite.py).
+        """
         spec = RegistryPusherSpec(
             model=model,
             model_blessing=model_blessing,
@@ -103,6 +118,10 @@ class RegistryPusher(base_component.BaseComponent):
             metadata_connection=metadata_connection,
             extra_ops=",".join(extra_ops),
             allow_signature_change=int(allow_signature_change),
+            tflite=",".join(tflite),
+            tflite_eval_rows=tflite_eval_rows,
+            tflite_max_abs_diff=float(tflite_max_abs_diff),
+            tflite_max_metric_delta=float(tflite_max_metric_delta),
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
         )
         super().__init__(spec=spec)

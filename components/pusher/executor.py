@@ -20,7 +20,7 @@ from tfx.utils import path_utils
 from components import contracts, mlmd
 from components.evaluator.metrics import overall_metrics
 from components.mlmd import connect
-from components.registry import contract, warmup
+from components.registry import contract, tflite, warmup
 from components.registry.store import Registry
 from components.workload import ServingColumn
 
@@ -41,6 +41,12 @@ SERVING_COLUMNS = "serving_columns"
 # ones (comma-separated), and whether signatures may differ from stable's.
 EXTRA_OPS = "extra_ops"
 ALLOW_SIGNATURE_CHANGE = "allow_signature_change"
+# TFLite variants (comma-separated, empty: none), the eval rows they are
+# measured on and the tolerances they must meet.
+TFLITE = "tflite"
+TFLITE_EVAL_ROWS = "tflite_eval_rows"
+TFLITE_MAX_ABS_DIFF = "tflite_max_abs_diff"
+TFLITE_MAX_METRIC_DELTA = "tflite_max_metric_delta"
 
 
 def serving_columns_of(text: str) -> list[ServingColumn]:
@@ -163,11 +169,26 @@ class Executor(base_executor.BaseExecutor):
                 ),
             )
             metadata["warmup_requests"] = count
-            version = registry.publish(
-                serving_dir,
-                metadata,
-                {warmup.WARMUP_FILE: warmup_file},
-            )
+            extra_files = {warmup.WARMUP_FILE: warmup_file}
+            variants = [v for v in str(exec_properties.get(TFLITE) or "").split(",") if v]
+            if variants:
+                files, record = tflite.build(
+                    serving_dir,
+                    eval_examples(examples),
+                    serving_columns_of(exec_properties[SERVING_COLUMNS]),
+                    variants,
+                    int(exec_properties[TFLITE_EVAL_ROWS]),
+                    tflite.Tolerance(
+                        float(exec_properties[TFLITE_MAX_ABS_DIFF]),
+                        float(exec_properties[TFLITE_MAX_METRIC_DELTA]),
+                    ),
+                    scratch,
+                )
+                extra_files.update(files)
+                metadata[contracts.TFLITE_MANIFEST_KEY] = record
+                for line in tflite.refusals(record):
+                    logging.warning("TFLite variant not published: %s", line)
+            version = registry.publish(serving_dir, metadata, extra_files)
         try:
             deleted: list[int] | None = registry.prune(int(exec_properties[KEEP_VERSIONS]))
         except Exception as e:  # the push itself succeeded: do not fail it over retention

@@ -24,7 +24,7 @@ WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_RECORDS = 1000
 
 
-def _raw_values(
+def raw_values(
     example: tf.train.Example, columns: Sequence[ServingColumn]
 ) -> dict[str, object] | None:
     """One value per serving column, a missing one filled with the column's fill.
@@ -80,7 +80,7 @@ def build_requests(
         )
         yield request
         made += 1
-        values = _raw_values(tf.train.Example.FromString(serialized), columns)
+        values = raw_values(tf.train.Example.FromString(serialized), columns)
         if values is not None and made < count:
             request = _request(model_name, SERVING_RAW)
             for column in columns:

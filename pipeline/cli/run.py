@@ -157,8 +157,22 @@ def _print_summary(summary: RunSummary, config: PipelineConfig) -> None:
     if summary.pushed_uri:
         when = " (by an earlier run; this one reused it from cache)" if pusher_cached else ""
         print(f"pushed: {summary.pushed_uri}{when}")
+        for line in _tflite_refusals(summary.pushed_uri):
+            print(f"  TFLite variant not published: {line}")
     elif summary.blessed is not None:
         print("pushed: nothing (the model was not blessed)")
+
+
+def _tflite_refusals(version_dir: str) -> list[str]:
+    """The TFLite variants (registry.tflite) the push refused, each with its reason."""
+    from components.registry import manifest
+    from components.registry.tflite import refusals
+
+    try:
+        record = manifest.read(version_dir)
+    except manifest.ManifestError:
+        return []  # the summary names the version; `registry verify` names what is wrong
+    return refusals(record.get(contracts.TFLITE_MANIFEST_KEY))
 
 
 def _summary_json(
@@ -184,6 +198,7 @@ def _summary_json(
         "blessed": summary.blessed,
         "reasons": summary.reasons,
         "pushed": summary.pushed_uri,
+        "tflite_refused": _tflite_refusals(summary.pushed_uri) if summary.pushed_uri else [],
         "pushed_by_earlier_run": bool(summary.pushed_uri and pusher_cached),
         "evaluation_uri": summary.evaluation_uri,
         "log_file": log_file,
