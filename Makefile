@@ -7,7 +7,7 @@ ARGS ?=
 
 # `make test` also installs MariaDB (Debian's package) when missing: the ML
 # Metadata MySQL-backend tests start a real server.
-.PHONY: venv run test test-fast lint bench bench-trainer bench-cli lock clean
+.PHONY: venv run test test-fast lint bench bench-trainer bench-cli bench-serving lock clean
 
 venv:
 	@scripts/ensure_venv.sh
@@ -37,6 +37,9 @@ bench-trainer: venv
 
 bench-cli: venv
 	$(PY) bench/bench_cli.py $(ARGS)
+
+bench-serving: venv
+	$(PY) bench/bench_serving.py $(ARGS)
 
 lock:
 	scripts/lock.sh
