@@ -205,9 +205,8 @@ def test_a_killed_worker_restarts_and_resumes_from_its_checkpoint(tmp_path, tran
     assert not thread.is_alive() and not errors, (errors, lines[-30:])
 
     assert workers.attempt == 2
-    assert any(
-        "worker 1 was killed by SIGKILL" in line and "restarting all 2" in line for line in lines
-    )
+    restarts = [line for line in lines if "restarting all 2" in line]
+    assert any("worker 1 was killed by SIGKILL" in line for line in restarts), restarts
     starts = [
         int(m.group(1)) for line in lines if (m := re.search(r"trainer starts at step (\d+)", line))
     ]
@@ -232,3 +231,19 @@ def test_with_restarts_exhausted_the_trainer_fails_with_the_workers_error(tmp_pa
     assert "ValueError: no transformed example files match" in message
     assert workers.attempt == 2
     assert not os.path.exists(fn_args.serving_model_dir)
+
+
+class _Exited:
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+def test_a_worker_killed_by_a_signal_is_named_before_the_peers_it_took_down():
+    workers = LocalWorkers(workers=3, max_restarts=0, log=lambda line: None)
+    workers.processes = [_Exited(1), _Exited(-9), _Exited(None)]  # type: ignore[list-item]
+    assert workers._wait() == 1
+    workers.processes = [_Exited(None), _Exited(2), _Exited(1)]  # type: ignore[list-item]
+    assert workers._wait() == 1

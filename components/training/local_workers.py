@@ -212,12 +212,17 @@ class LocalWorkers:
             self.log(f"[worker {index}] {line}")
 
     def _wait(self) -> int | None:
-        """Index of the first worker to fail, or None when all exited 0."""
+        """Index of the first worker to fail, or None when all exited 0.
+
+        When several have failed by the same poll, one killed by a signal
+        is the cause: its peers fail because their collective ops lost it.
+        """
         while True:
             codes = [p.poll() for p in self.processes]
-            for index, code in enumerate(codes):
-                if code is not None and code != 0:
-                    return index
+            failed = [i for i, code in enumerate(codes) if code is not None and code != 0]
+            if failed:
+                killed = [i for i in failed if (codes[i] or 0) < 0]
+                return (killed or failed)[0]
             if all(code == 0 for code in codes):
                 return None
             time.sleep(0.1)
