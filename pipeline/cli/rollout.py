@@ -113,7 +113,7 @@ def _promote(args: argparse.Namespace) -> int:
                 )
             return judged
 
-    _, judged = rollout.promote(verdict)
+    _, judged = rollout.promote(verdict, args.expect)
     _print_state(args, rollout, {"gate": judged.to_dict() if judged else None})
     return 0
 
@@ -128,7 +128,8 @@ def _abort(args: argparse.Namespace) -> int:
 def _when(text: str) -> datetime.datetime:
     """An argparse type: an ISO 8601 time; without a zone, UTC."""
     try:
-        when = datetime.datetime.fromisoformat(text)
+        # Python 3.10's fromisoformat does not read a trailing Z.
+        when = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an ISO 8601 time such as 2026-12-02T14:00:00+00:00, got {text!r}"
@@ -172,7 +173,7 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"{registry.model_name}: {state.describe()}")
     for event in events[-args.last :]:
-        detail = rollout_lib.State(event.get("stable"), event.get("canary"), event.get("weight", 0))
+        detail = rollout_lib.state_of(event)
         print(f"  {event['time']}  {event.get('action', '?'):8} {detail.describe()}")
     return 0
 
@@ -203,6 +204,13 @@ def register(commands: Commands) -> None:
     promote = sub.add_parser(
         "promote",
         help="next step of rollout.steps if the gate passes; the last makes the canary stable",
+    )
+    promote.add_argument(
+        "--from",
+        dest="expect",
+        type=int,
+        metavar="PERCENT",
+        help="step only from this weight; at any other, do nothing (a retried job steps once)",
     )
     promote.add_argument(
         "--no-gate",

@@ -80,12 +80,48 @@ class State:
         )
 
 
+def _is_version(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
+def state_of(event: dict[str, Any], source: str = "deployments.json") -> State:
+    """The state a deployment event recorded.
+
+    Raises:
+        RolloutError: The event's versions or weight are not what `rollout` writes.
+    """
+    state = State(event.get("stable"), event.get("canary"), event.get("weight", 0))
+    if not (_is_version(state.stable) and _is_version(state.canary)) or not (
+        isinstance(state.weight, int) and 0 <= state.weight <= 100
+    ):
+        raise RolloutError(
+            f"{source}: the event of {event.get('time')} has stable={state.stable!r}, "
+            f"canary={state.canary!r}, weight={state.weight!r}; expected version numbers "
+            "(or null) and a weight in 0..100"
+        )
+    return state
+
+
+def event_time(event: dict[str, Any], source: str = "deployments.json") -> datetime.datetime:
+    """When a deployment event happened (timezone-aware).
+
+    Raises:
+        RolloutError: Its time is not an ISO 8601 time with a zone.
+    """
+    try:
+        when = datetime.datetime.fromisoformat(event["time"])
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise RolloutError(f"{source}: {event['time']!r} is not an ISO 8601 time with a zone")
+    return when
+
+
 def current(registry: Registry) -> State:
     """The state the last deployment event left; before any, the `stable` label alone."""
     events = registry.deployments()
     if events:
-        last = events[-1]
-        return State(last.get("stable"), last.get("canary"), int(last.get("weight", 0)))
+        return state_of(events[-1])
     return State(registry.labels().get(STABLE), None, 0)
 
 
@@ -93,10 +129,16 @@ def at(registry: Registry, when: datetime.datetime) -> State | None:
     """What served at `when` (timezone-aware), from the deployment events; None before the first."""
     found = None
     for event in registry.deployments():
-        if datetime.datetime.fromisoformat(event["time"]) > when:
+        if event_time(event) > when:
             break
-        found = State(event.get("stable"), event.get("canary"), int(event.get("weight", 0)))
+        found = state_of(event)
     return found
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a PromQL duration such as 5m (rollout.window's form)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return float(text[:-1]) * units[text[-1]]
 
 
 def render_routes(
@@ -211,7 +253,12 @@ def prometheus_query(url: str, timeout_s: float = 10.0) -> Query:
             raise RolloutFailed(f"Prometheus {url}: cannot query ({error})") from None
         if body.get("status") != "success":
             raise RolloutFailed(f"Prometheus {url}: {body.get('error', body)} for {promql}")
-        result: list[dict[str, Any]] = body["data"]["result"]
+        try:
+            result: list[dict[str, Any]] = body["data"]["result"]
+        except (KeyError, TypeError):
+            raise RolloutFailed(
+                f"Prometheus {url}: an answer without data.result: {body}"
+            ) from None
         return result
 
     return query
@@ -225,6 +272,22 @@ def _scalar(result: list[dict[str, Any]]) -> float | None:
     return None if value != value else value  # NaN: no samples (0/0, an empty histogram)
 
 
+def window_increase(series: str, window: str, by: str = "") -> str:
+    """PromQL: how much counters grew over the window, new series included.
+
+    increase() needs two samples of a series, so a series born inside the
+    window (a canary's first errors: a new `status` value; its first
+    latency buckets) loses its first sample's count. A series that did not
+    exist a window ago started at zero within it: its whole value is its
+    growth.
+    """
+    grouping = f" by ({by})" if by else ""
+    return (
+        f"sum{grouping} ((increase({series}[{window}]) and ({series} offset {window}))"
+        f" or ({series} unless ({series} offset {window})))"
+    )
+
+
 def track_figures(query: Query, gate: RolloutConfig, model: str, track: str) -> TrackFigures:
     """Requests, errors and p99 latency of one track over the gate's window."""
     matchers = [f'model_name="{model}"', f'{gate.track_label}="{track}"']
@@ -232,14 +295,10 @@ def track_figures(query: Query, gate: RolloutConfig, model: str, track: str) -> 
         matchers.append(gate.selector)
     selector = ", ".join(matchers)
     window = gate.window
-    requests = _scalar(query(f"sum(increase({REQUEST_COUNT}{{{selector}}}[{window}]))"))
-    errors = _scalar(query(f'sum(increase({REQUEST_COUNT}{{{selector}, status!="OK"}}[{window}]))'))
-    p99_us = _scalar(
-        query(
-            f"histogram_quantile(0.99, sum by (le) "
-            f"(rate({REQUEST_LATENCY_BUCKET}{{{selector}}}[{window}])))"
-        )
-    )
+    requests = _scalar(query(window_increase(f"{REQUEST_COUNT}{{{selector}}}", window)))
+    errors = _scalar(query(window_increase(f'{REQUEST_COUNT}{{{selector}, status!="OK"}}', window)))
+    buckets = window_increase(f"{REQUEST_LATENCY_BUCKET}{{{selector}}}", window, by="le")
+    p99_us = _scalar(query(f"histogram_quantile(0.99, {buckets})"))
     return TrackFigures(requests or 0.0, errors or 0.0, None if p99_us is None else p99_us / 1000)
 
 
@@ -260,7 +319,13 @@ def judge(stable: TrackFigures, canary: TrackFigures, gate: RolloutConfig) -> Ve
                 f"error rate: canary {canary_rate:.2%}, stable {stable_rate:.2%}, more than "
                 f"rollout.max_error_rate_increase={gate.max_error_rate_increase:g} above"
             )
-        if canary.p99_ms is not None and stable.p99_ms is not None:
+        missing = [name for name, t in (("canary", canary), ("stable", stable)) if t.p99_ms is None]
+        if missing:
+            reasons.append(
+                f"no request latency histogram for the {' and '.join(missing)} track in the "
+                f"last {gate.window}: the p99 cannot be compared"
+            )
+        elif canary.p99_ms is not None and stable.p99_ms is not None:
             limit = stable.p99_ms * gate.max_p99_ratio + gate.p99_slack_ms
             if canary.p99_ms > limit:
                 reasons.append(
@@ -295,7 +360,7 @@ class Rollout:
         config: The RolloutConfig.
         wait: Called with (track, version) after that track's model config
             changed, before traffic moves to it; raises RolloutError when
-            the version does not become AVAILABLE (RolloutFailed). None: no wait.
+            the version does not become AVAILABLE. None: no wait.
         say: Where progress lines go.
     """
 
@@ -303,6 +368,7 @@ class Rollout:
     config: RolloutConfig
     wait: Wait | None = None
     say: Callable[[str], None] = print
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)
 
     @property
     def model(self) -> str:
@@ -355,7 +421,20 @@ class Rollout:
             self._write_routes(old.weight if old.canary is not None else 0)
             self._apply()
             if self.wait is not None:
-                self.wait(track, version)
+                try:
+                    self.wait(track, version)
+                except RolloutFailed as failure:
+                    # The track's share must not keep a version it never
+                    # showed AVAILABLE: back to what it served.
+                    previous = old.stable if track == STABLE else old.canary
+                    if previous is None:
+                        raise
+                    self._write_track(track, previous)
+                    self._apply()
+                    raise RolloutFailed(
+                        f"{failure}; the {track} track's model config is back on version "
+                        f"{previous} and applied again"
+                    ) from None
         if state.stable is not None:
             self._write_track(STABLE, state.stable)
         if state.canary is not None:
@@ -363,7 +442,9 @@ class Rollout:
         self._write_routes(state.weight if state.canary is not None else 0)
         self._apply()
 
-    def _record(self, action: str, state: State, **extra: Any) -> None:
+    def _record(
+        self, action: str, state: State, still_loaded: int | None = None, **extra: Any
+    ) -> None:
         labels = {STABLE: state.stable, CANARY: state.canary}
         existing = self.registry.labels()
         for label, version in labels.items():
@@ -371,7 +452,9 @@ class Rollout:
                 self.registry.set_label(label, version)
             elif version is None and label in existing:
                 self.registry.set_label(label, None)
-        self.registry.set_served([v for v in (state.stable, state.canary) if v is not None])
+        # An aborted canary stays loaded on its track: retention must keep it.
+        served = (state.stable, state.canary, still_loaded)
+        self.registry.set_served([v for v in served if v is not None])
         self.registry.record_deployment(
             {"action": action, **asdict(state), **{k: v for k, v in extra.items() if v is not None}}
         )
@@ -418,11 +501,19 @@ class Rollout:
     def next_weight(self, state: State) -> int:
         return next(step for step in self.config.steps if step > state.weight)
 
-    def promote(self, verdict: Callable[[], Verdict] | None) -> tuple[State, Verdict | None]:
+    def promote(
+        self, verdict: Callable[[], Verdict] | None, expect: int | None = None
+    ) -> tuple[State, Verdict | None]:
         """Steps the canary's weight up, or makes it stable at the last step, if the gate agrees.
+
+        The gate judges the last `rollout.window`, so a step waits until the
+        current weight has served for a whole window.
 
         Args:
             verdict: Reads the gate; None skips it (`--no-gate`, recorded).
+            expect: The weight the caller means to step from (`--from`): at
+                any other weight nothing is done, so a retried job does not
+                step twice.
 
         Raises:
             RolloutError: No canary.
@@ -430,12 +521,26 @@ class Rollout:
             GateClosed: The gate refused; nothing changed.
         """
         state = current(self.registry)
+        if expect is not None and (state.canary is None or state.weight != expect):
+            self.say(f"not at {expect}% ({state.describe()}): nothing done")
+            return state, None
         if state.canary is None:
             raise RolloutError(
                 f"no canary to promote ({state.describe()}); `rollout start VERSION` first"
             )
         judged = None
         if state.weight > 0 and verdict is not None:
+            events = self.registry.deployments()
+            window = parse_duration(self.config.window)
+            if events:
+                served_s = (self.clock() - event_time(events[-1])).total_seconds()
+                if served_s < window:
+                    raise GateClosed(
+                        f"canary version {state.canary} stays at {state.weight}%: it has served "
+                        f"at this weight for {served_s:.0f} s, less than the gate's window "
+                        f"(rollout.window={self.config.window}); promote in "
+                        f"{window - served_s:.0f} s"
+                    )
             judged = verdict()
             if not judged.passed:
                 raise GateClosed(
@@ -467,6 +572,8 @@ class Rollout:
             self.say(f"nothing to abort: {state.describe()} (applied again, nothing recorded)")
             return target
         self._converge(target)
-        self._record("abort", target, aborted=state.canary, reason=reason or None)
+        self._record(
+            "abort", target, still_loaded=state.canary, aborted=state.canary, reason=reason or None
+        )
         self.say(f"aborted: canary version {state.canary} takes no traffic; {target.describe()}")
         return target
