@@ -90,20 +90,16 @@ def _inputs(config: Any, count: int) -> tuple[dict[str, Any], list[bytes]]:
 
 def _eval_examples(model_dir: str, count: int) -> list[bytes]:
     """`count` serialized tf.Examples of the eval split the version was evaluated on."""
-    import tensorflow as tf
+    import itertools
 
     from components import contracts
     from components.registry import manifest
+    from components.split_protos import split_records
 
     examples_uri = manifest.read(model_dir).get("source", {}).get("examples_uri")
     if not examples_uri:
         raise SystemExit(f"{model_dir}: its manifest names no examples (source.examples_uri)")
-    paths = sorted(tf.io.gfile.glob(f"{examples_uri}/Split-{contracts.EVAL_SPLIT}/*"))
-    records = [
-        r.numpy() for r in tf.data.TFRecordDataset(paths, compression_type="GZIP").take(count)
-    ]
-    if not records:
-        raise SystemExit(f"{examples_uri}: no eval examples")
+    records = list(itertools.islice(split_records(examples_uri, contracts.EVAL_SPLIT), count))
     while len(records) < count:
         records += records[: count - len(records)]
     return records

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from components import storage
@@ -24,3 +24,18 @@ def read_split_protos(uri: str, file_name: str, message_type: Callable[[], M]) -
             message.ParseFromString(storage.read_bytes(path))
             found[name[len(SPLIT_PREFIX) :]] = message
     return found
+
+
+def split_records(uri: str, split: str) -> Iterator[bytes]:
+    """Serialized records of one split of ExampleGen's output (gzipped TFRecords), in file order.
+
+    Raises:
+        ValueError: The split has no files.
+    """
+    import tensorflow as tf
+
+    paths = sorted(tf.io.gfile.glob(storage.join(uri, f"{SPLIT_PREFIX}{split}", "*")))
+    if not paths:
+        raise ValueError(f"examples {uri}: no files in the {split} split")
+    for record in tf.data.TFRecordDataset(paths, compression_type="GZIP"):
+        yield record.numpy()

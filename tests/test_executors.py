@@ -89,3 +89,24 @@ def test_baseline_id_moves_out_of_tfx_entrypoint_reach():
     assert not blessing.has_custom_property("baseline_model_id")
     assert blessing.get_int_custom_property(BASELINE_MLMD_ID) == 12
     assert blessing.get_int_custom_property("current_model_id") == 13
+
+
+def test_split_records_reads_a_splits_gzipped_records_in_file_order(tmp_path):
+    import tensorflow as tf
+
+    from components.pusher.executor import eval_examples
+    from components.split_protos import split_records
+
+    split = tmp_path / "Split-eval"
+    split.mkdir()
+    for name, records in (("b.gz", [b"3"]), ("a.gz", [b"1", b"2"])):
+        with tf.io.TFRecordWriter(str(split / name), options="GZIP") as writer:
+            for record in records:
+                writer.write(record)
+    assert list(split_records(str(tmp_path), "eval")) == [b"1", b"2", b"3"]
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path)
+    examples.split_names = '["train", "eval"]'
+    assert list(eval_examples(examples)) == [b"1", b"2", b"3"]
+    with pytest.raises(ValueError, match=r"no files in the train split"):
+        list(split_records(str(tmp_path), "train"))

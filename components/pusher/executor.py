@@ -22,6 +22,7 @@ from components.evaluator.metrics import overall_metrics
 from components.mlmd import connect
 from components.registry import contract, tflite, warmup
 from components.registry.store import Registry
+from components.split_protos import split_records
 from components.workload import ServingColumn
 
 REGISTRY_URI = "registry_uri"
@@ -60,12 +61,7 @@ def eval_examples(examples: types.Artifact) -> Iterator[bytes]:
     Raises:
         ValueError: The split has no files.
     """
-    (split_uri,) = artifact_utils.get_split_uris([examples], contracts.EVAL_SPLIT)
-    paths = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
-    if not paths:
-        raise ValueError(f"examples {examples.uri}: no files in the {contracts.EVAL_SPLIT} split")
-    for record in tf.data.TFRecordDataset(paths, compression_type="GZIP"):
-        yield record.numpy()
+    return split_records(examples.uri, contracts.EVAL_SPLIT)
 
 
 def mlmd_id(store: metadata_store.MetadataStore, artifact: types.Artifact) -> int | None:

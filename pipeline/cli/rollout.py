@@ -8,6 +8,7 @@ prints what happened.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from pipeline.config import DEFAULT_CONFIG
 if TYPE_CHECKING:
     from pipeline.cli.common import Commands
     from pipeline.config import PipelineConfig
-    from pipeline.serving.rollout import Rollout
+    from pipeline.serving.rollout import Rollout, State
 
 
 def _rollout(args: argparse.Namespace, config: PipelineConfig | None = None) -> Rollout:
@@ -63,27 +64,17 @@ def _waiter(endpoint: str, model: str, timeout_s: float, args: argparse.Namespac
     return wait
 
 
-def _print_state(args: argparse.Namespace, rollout: Rollout, extra: dict[str, Any]) -> None:
-    from pipeline.serving import rollout as rollout_lib
-
+def _print_state(args: argparse.Namespace, model: str, state: State, extra: dict[str, Any]) -> None:
+    """-o json: the state a step left (the text lines were said as it went)."""
     if common.wants_json(args):
-        state = rollout_lib.current(rollout.registry)
-        common.print_json(
-            {
-                "model": rollout.model,
-                "stable": state.stable,
-                "canary": state.canary,
-                "weight": state.weight,
-                **extra,
-            }
-        )
+        common.print_json({"model": model, **dataclasses.asdict(state), **extra})
 
 
 def _start(args: argparse.Namespace) -> int:
     rollout = _rollout(args)
     weight = args.weight if args.weight is not None else rollout.config.steps[0]
-    rollout.start(args.version, weight)
-    _print_state(args, rollout, {})
+    state = rollout.start(args.version, weight)
+    _print_state(args, rollout.model, state, {})
     return 0
 
 
@@ -113,15 +104,15 @@ def _promote(args: argparse.Namespace) -> int:
                 )
             return judged
 
-    _, judged = rollout.promote(verdict, args.expect)
-    _print_state(args, rollout, {"gate": judged.to_dict() if judged else None})
+    state, judged = rollout.promote(verdict, args.expect)
+    _print_state(args, rollout.model, state, {"gate": judged.to_dict() if judged else None})
     return 0
 
 
 def _abort(args: argparse.Namespace) -> int:
     rollout = _rollout(args)
-    rollout.abort(args.reason or "")
-    _print_state(args, rollout, {})
+    state = rollout.abort(args.reason or "")
+    _print_state(args, rollout.model, state, {})
     return 0
 
 
@@ -150,8 +141,7 @@ def _status(args: argparse.Namespace) -> int:
                 {
                     "model": registry.model_name,
                     "at": args.at.isoformat(),
-                    "state": state
-                    and {"stable": state.stable, "canary": state.canary, "weight": state.weight},
+                    "state": state and dataclasses.asdict(state),
                 }
             )
         elif state is None:
@@ -162,13 +152,7 @@ def _status(args: argparse.Namespace) -> int:
     state = rollout_lib.current(registry)
     if common.wants_json(args):
         common.print_json(
-            {
-                "model": registry.model_name,
-                "stable": state.stable,
-                "canary": state.canary,
-                "weight": state.weight,
-                "events": events,
-            }
+            {"model": registry.model_name, **dataclasses.asdict(state), "events": events}
         )
         return 0
     print(f"{registry.model_name}: {state.describe()}")

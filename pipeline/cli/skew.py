@@ -108,13 +108,13 @@ def _json(
 
 
 def _skew(args: argparse.Namespace) -> int:
-    from components.registry.store import Registry
     from components.workload import schema_dtypes, serving_columns
+    from pipeline.cli.registry import registry_of
     from pipeline.lineage.store import open_lineage
     from pipeline.serving import skew
 
     config = common.load_config(args)
-    registry = Registry(config.registry.uri, config.registry.model_name)
+    registry = registry_of(config)
     version, chosen = skew.served_version(registry, args.version, args.label)
     where = f"{config.registry.model_name} version {version} ({chosen})"
     lineage = open_lineage(config.metadata)
