@@ -1,18 +1,23 @@
 """Times the default local run per component, beside TFX's own taxi example.
 
 Both pipelines run on this machine, on the same Chicago Taxi CSV (15,000
-trips, from the tfx wheel), with the same number of training steps (1000,
-the example's value and our default) and the same train/eval split (hash
-buckets 2:1, CsvExampleGen's default). Each runs in its own subprocess with
-a fresh pipeline root and metadata store, so nothing is cached.
+trips, from the tfx wheel, or that file repeated `--scale` times), with the
+same number of training steps (1000, the example's value and our default)
+and the same train/eval split (hash buckets 2:1, CsvExampleGen's default).
+Each runs in its own subprocess with a fresh pipeline root and metadata
+store, so nothing is cached. While it runs, this process samples the
+resident memory of that subprocess and every process it starts (Beam's
+multi-processing workers included) every 0.2 s: "peak RSS, all processes"
+is the largest sum seen.
 
-AUC is computed the same way for both pushed models: their `serving_default`
-signatures score the raw eval split, against the label "tip > 20% of fare".
+AUC is computed the same way for both pushed models, in a third process
+after the run: their `serving_default` signatures score the raw eval split,
+against the label "tip > 20% of fare".
 
 Usage:
-    python bench/bench_local_run.py [--workdir DIR] [--only ours|example]
+    python bench/bench_local_run.py [--workdir DIR] [--scale 1,10,100] [--only ours|example]
 
-Prints a Markdown table and writes bench/results/<time>.json.
+Prints a Markdown table per scale and writes bench/results/<time>.json.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,13 +81,34 @@ def eval_auc(model_dir: str, eval_dir: str) -> tuple[float, int]:
     return float(auc.result().numpy()), len(records)
 
 
-def run_ours(workdir: Path) -> dict:
+def scaled_data(workdir: Path, scale: int) -> str:
+    """A data folder holding the taxi CSV's rows `scale` times (the wheel's own at 1)."""
+    from pipeline.config import load_config
+
+    source = Path(load_config().data.root) / "data.csv"
+    if scale == 1:
+        return str(source.parent)
+    folder = workdir / f"data-{scale}x"
+    target = folder / "data.csv"
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        header, *rows = source.read_text().splitlines(keepends=True)
+        body = "".join(rows)
+        with open(target, "w") as out:
+            out.write(header)
+            for _ in range(scale):
+                out.write(body)
+    return str(folder)
+
+
+def run_ours(workdir: Path, data_root: str) -> dict:
     """Our default run, with the example's split and eval steps."""
     from workspace import run_in
 
-    started = time.monotonic()
+    started_at, started = time.time(), time.monotonic()
     config, summary, store = run_in(
         workdir,
+        f"data.root={data_root}",
         "data.train_buckets=2",
         "data.eval_buckets=1",
         f"trainer.train_steps={TRAIN_STEPS}",
@@ -91,21 +118,19 @@ def run_ours(workdir: Path) -> dict:
     model_dir = summary.pushed_uri
     if not model_dir:
         raise RuntimeError(f"our run pushed nothing: {summary.reasons}")
-    auc, count = eval_auc(
-        model_dir, _eval_split_uri(store, config.run.pipeline_name, "example_gen")
-    )
     return {
         "name": "ours (python -m pipeline run defaults)",
+        "started_at": started_at,
         "wall_s": wall,
         "components": {n.node_id: n.seconds for n in summary.nodes},
-        "auc": auc,
-        "eval_examples": count,
+        "model_dir": model_dir,
+        "eval_dir": _eval_split_uri(store, config.run.pipeline_name, "example_gen"),
         "batch_size": config.trainer.batch_size,
         "beam_args": list(config.beam.args),
     }
 
 
-def run_example(workdir: Path) -> dict:
+def run_example(workdir: Path, data_root: str) -> dict:
     """tfx.examples.chicago_taxi_pipeline.taxi_pipeline_native_keras, as shipped."""
     import tfx
     from ml_metadata import metadata_store
@@ -113,7 +138,6 @@ def run_example(workdir: Path) -> dict:
     from tfx.orchestration import metadata
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-    from pipeline.config import load_config
     from pipeline.progress import ProgressTracker
 
     module_file = (
@@ -124,7 +148,7 @@ def run_example(workdir: Path) -> dict:
     pipeline = example._create_pipeline(
         pipeline_name=name,
         pipeline_root=str(workdir / "pipeline_root"),
-        data_root=load_config().data.root,
+        data_root=data_root,
         module_file=str(module_file),
         serving_model_dir=str(workdir / "serving_model"),
         metadata_path=metadata_path,
@@ -132,33 +156,100 @@ def run_example(workdir: Path) -> dict:
     )
     store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path))
     tracker = ProgressTracker(store, name, lambda _: None)
-    started = time.monotonic()
+    started_at, started = time.time(), time.monotonic()
     with tracker.attached():
         BeamDagRunner().run(pipeline)  # the example's own runner (its __main__)
     wall = time.monotonic() - started
     pushed = sorted(glob.glob(str(workdir / "serving_model" / "*")))
     if not pushed:
         raise RuntimeError("the example pushed nothing")
-    auc, count = eval_auc(pushed[-1], _eval_split_uri(store, name, "CsvExampleGen"))
     return {
         "name": "TFX taxi_pipeline_native_keras",
+        "started_at": started_at,
         "wall_s": wall,
         "components": {n.node_id: n.seconds for n in tracker.results},
-        "auc": auc,
-        "eval_examples": count,
+        "model_dir": pushed[-1],
+        "eval_dir": _eval_split_uri(store, name, "CsvExampleGen"),
         "batch_size": 40,
         "beam_args": list(example._beam_pipeline_args),
     }
 
 
-def _child(which: str, workdir: Path) -> dict:
-    """Runs one pipeline in a subprocess; returns its JSON result."""
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of `root` and all its descendants, from /proc, in MiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone between listdir and open
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: the parent pid
+        rss[pid] = int(fields[21])  # resident pages
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _RssSampler(threading.Thread):
+    """Keeps the largest process-tree RSS of a running subprocess."""
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.every_s, self.peak_mb = pid, every_s, 0.0
+        self.samples: list[tuple[float, float]] = []  # (epoch seconds, MiB)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every_s):
+            mb = _tree_rss_mb(self.pid)
+            self.samples.append((time.time(), mb))
+            self.peak_mb = max(self.peak_mb, mb)
+
+
+def component_peaks(started_at: float, components: dict[str, float], samples) -> dict[str, float]:
+    """The largest process-tree RSS while each component ran, in MiB.
+
+    Components run one after another from `started_at`; each one's window
+    is its measured seconds, laid end to end (the few milliseconds the
+    runner spends between components fall into the next one).
+    """
+    peaks, start = {}, started_at
+    for node, seconds in components.items():
+        inside = [mb for t, mb in samples if start <= t < start + seconds]
+        peaks[node] = max(inside, default=0.0)
+        start += seconds
+    return peaks
+
+
+def _child(which: str, workdir: Path, data_root: str) -> dict:
+    """Runs one pipeline in a subprocess, then its AUC in another; returns the result."""
     out = workdir / f"{which}.json"
     cmd = [sys.executable, __file__, "--only", which, "--workdir", str(workdir), "--json", str(out)]
     started = time.monotonic()
-    subprocess.run(cmd, check=True)
+    process = subprocess.Popen([*cmd, "--data-root", data_root])
+    sampler = _RssSampler(process.pid)
+    sampler.start()
+    if process.wait() != 0:
+        raise RuntimeError(f"{which} failed (exit {process.returncode}); see {workdir / which}")
+    sampler.done.set()
     result = json.loads(out.read_text())
     result["process_s"] = time.monotonic() - started
+    result["tree_rss_mb"] = sampler.peak_mb
+    result["component_rss_mb"] = component_peaks(
+        result["started_at"], result["components"], sampler.samples
+    )
+    auc_out = workdir / f"{which}-auc.json"
+    auc_cmd = [sys.executable, __file__, "--auc", result["model_dir"], result["eval_dir"]]
+    subprocess.run([*auc_cmd, "--json", str(auc_out)], check=True)
+    result.update(json.loads(auc_out.read_text()))
     return result
 
 
@@ -167,18 +258,24 @@ def _table(results: list[dict]) -> str:
     for r in results:
         nodes += [n for n in r["components"] if n not in nodes]
     lines = [
-        "| component | " + " | ".join(r["name"] for r in results) + " |",
+        "| component (time, peak RSS of all processes) | "
+        + " | ".join(r["name"] for r in results)
+        + " |",
         "|---|" + "---:|" * len(results),
     ]
     for node in nodes:
         cells = [
-            f"{r['components'][node]:.1f} s" if node in r["components"] else "-" for r in results
+            f"{r['components'][node]:.1f} s, {r['component_rss_mb'][node]:.0f} MiB"
+            if node in r["components"]
+            else "-"
+            for r in results
         ]
         lines.append(f"| {node} | " + " | ".join(cells) + " |")
     for label, key, fmt in (
         ("pipeline wall time", "wall_s", "{:.1f} s"),
         ("process wall time (incl. imports)", "process_s", "{:.1f} s"),
         ("peak RSS, main process", "max_rss_mb", "{:.0f} MiB"),
+        ("peak RSS, all processes", "tree_rss_mb", "{:.0f} MiB"),
         ("eval AUC (same eval split)", "auc", "{:.4f}"),
         ("eval examples", "eval_examples", "{}"),
         ("batch size", "batch_size", "{}"),
@@ -190,10 +287,27 @@ def _table(results: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", help="where pipeline roots go (default: a temp dir)")
+    parser.add_argument(
+        "--scale",
+        default="1",
+        help="comma-separated data sizes, in copies of the 15,000-row CSV (default 1)",
+    )
     parser.add_argument("--only", choices=("ours", "example"), help=argparse.SUPPRESS)
+    parser.add_argument("--data-root", help=argparse.SUPPRESS)
+    parser.add_argument("--auc", nargs=2, metavar=("MODEL", "EVAL"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.auc:
+        auc, count = eval_auc(*args.auc)
+        Path(args.json).write_text(json.dumps({"auc": auc, "eval_examples": count}))
+        return 0
+    try:
+        scales = [int(s) for s in args.scale.split(",")]
+    except ValueError:
+        parser.error(f"--scale takes whole numbers separated by commas, got {args.scale!r}")
+    if any(s < 1 for s in scales):
+        parser.error(f"--scale values must be 1 or more, got {args.scale!r}")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-"))
     if args.only:
         from components import environment
@@ -204,23 +318,31 @@ def main() -> int:
         run_dir = workdir / args.only
         run_dir.mkdir(parents=True, exist_ok=True)
         configure(str(run_dir / "run.log"), verbose=False)
-        result = run_ours(run_dir) if args.only == "ours" else run_example(run_dir)
+        run = run_ours if args.only == "ours" else run_example
+        result = run(run_dir, args.data_root)
         result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         Path(args.json).write_text(json.dumps(result, indent=2))
         return 0
 
-    results = [_child("ours", workdir), _child("example", workdir)]
     record = {
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": f"{os.cpu_count()} cores, {os.uname().machine}, {os.uname().sysname}",
         "train_steps": TRAIN_STEPS,
         "eval_steps": EVAL_STEPS,
-        "results": results,
+        "scales": {},
     }
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(record, indent=2))
-    print(_table(results))
+    out = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    for scale in scales:
+        scale_dir = workdir / f"{scale}x"
+        data_root = scaled_data(workdir, scale)
+        results = [_child(w, scale_dir, data_root) for w in ("ours", "example")]
+        record["scales"][str(scale)] = results
+        out.write_text(json.dumps(record, indent=2))  # kept as each scale finishes
+        ratio = results[0]["wall_s"] / results[1]["wall_s"]
+        print(f"\n### {scale}x ({15000 * scale:,} rows): ours / example = {ratio:.2f}\n")
+        print(_table(results), flush=True)
     return 0
 
 

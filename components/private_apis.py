@@ -19,6 +19,7 @@ installed versions (TensorFlow 2.16, TFX 1.16, kfp 2.5).
 | `kfp_ui_url`               | kfp        | `Client._get_url_prefix`                     |
 | `run_atexit_handlers`      | CPython    | `atexit._run_exitfuncs`                      |
 | `inline_table_vocabularies` | TensorFlow | `TrackableView`, `RestoredResource._initialize` |
+| `skip_in_process_beam_package` | TFX   | `dependency_utils.make_beam_dependency_flags` (patched) |
 
 Imports happen inside the functions: the CLI's light paths import this
 module without loading TensorFlow or TFX.
@@ -191,6 +192,59 @@ def run_atexit_handlers() -> None:
     import atexit
 
     atexit._run_exitfuncs()
+
+
+# Beam runners that run every bundle in this machine's own Python environment:
+# nothing they start installs a staged package, so there is nothing to build.
+IN_PROCESS_BEAM_RUNNERS = frozenset(
+    {"directrunner", "fnapirunner", "bundlebaseddirectrunner", "switchingdirectrunner"}
+)
+
+
+def skip_in_process_beam_package() -> None:
+    """Stops TFX building a throwaway sdist of itself for Beam runners that never stage one.
+
+    Every TFX Beam executor (ExampleGen, StatisticsGen, Transform, the
+    Evaluator) calls `dependency_utils.make_beam_dependency_flags` when it
+    starts. Unless the Beam args already name a package or container, that
+    copies the whole installed `tfx` tree and runs `setup.py sdist` on it
+    (about 1.4 s of a 2-core machine per component) so that remote workers
+    (Dataflow, Flink, Spark) can install TFX. The in-process runners
+    (FnApiRunner and the DirectRunner's modes, including multi_processing,
+    whose workers are this interpreter's subprocesses) never install it.
+    After this call the function returns the args unchanged for those
+    runners, and builds the package as before for every other runner.
+    Idempotent.
+
+    On a TFX upgrade check that `tfx/dsl/components/base/base_beam_executor.py`
+    still calls `dependency_utils.make_beam_dependency_flags(args)` through
+    the module attribute, and what the function returns.
+    """
+    from tfx.utils import dependency_utils
+
+    build = dependency_utils.make_beam_dependency_flags
+    if getattr(build, "skips_in_process", False):
+        return
+
+    def make_beam_dependency_flags(beam_pipeline_args: list[str]) -> list[str]:
+        if beam_runner(beam_pipeline_args) in IN_PROCESS_BEAM_RUNNERS:
+            return list(beam_pipeline_args)
+        return build(beam_pipeline_args)
+
+    make_beam_dependency_flags.skips_in_process = True  # type: ignore[attr-defined]
+    dependency_utils.make_beam_dependency_flags = make_beam_dependency_flags
+
+
+def beam_runner(beam_pipeline_args: list[str]) -> str:
+    """The runner class Beam args pick, lower-cased (`directrunner` when none is named).
+
+    Beam itself takes `--runner=direct`, `DirectRunner` or a dotted path alike.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    runner = PipelineOptions(flags=beam_pipeline_args).view_as(StandardOptions).runner
+    name = (runner or "DirectRunner").rsplit(".", 1)[-1].lower()
+    return name if name.endswith("runner") else name + "runner"
 
 
 def inline_table_vocabularies(loaded: Any) -> int:

@@ -14,7 +14,7 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
-from components import contracts, mlmd
+from components import contracts, mlmd, private_apis
 from pipeline.config import PipelineConfig
 from pipeline.definition import STATISTICS_GEN, make_example_gen
 from pipeline.runners.connection import local_connection_config
@@ -43,6 +43,7 @@ def infer_schema(config: PipelineConfig, output: str) -> str:
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     ).with_id(SCHEMA_GEN)
     connection = local_connection_config(config)
+    private_apis.skip_in_process_beam_package()
     tfx.orchestration.LocalDagRunner().run(
         tfx.dsl.Pipeline(
             pipeline_name=name,

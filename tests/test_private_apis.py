@@ -76,3 +76,41 @@ def test_tensorflow_restored_resources_keep_their_initializers_as_attributes():
     assert callable(resource.CapturableResource._create_resource)
     # Saving re-traces the initializer the object holds now.
     assert 'obj, "_initialize").get_concrete_function()' in inspect.getsource(save)
+
+
+def test_beam_executors_still_ask_dependency_utils_for_their_package():
+    from tfx.dsl.components.base import base_beam_executor
+
+    source = inspect.getsource(base_beam_executor.BaseBeamExecutor.__init__)
+    assert "dependency_utils.make_beam_dependency_flags(" in source
+
+
+def test_in_process_runners_build_no_tfx_package_and_others_still_do(monkeypatch):
+    from tfx.utils import dependency_utils
+
+    built: list[str] = []
+    monkeypatch.setattr(
+        dependency_utils,
+        "build_ephemeral_package",
+        lambda: built.append("sdist") or "/tmp/tfx.tar.gz",
+    )
+    monkeypatch.setattr(
+        dependency_utils, "make_beam_dependency_flags", dependency_utils.make_beam_dependency_flags
+    )
+    private_apis.skip_in_process_beam_package()
+    private_apis.skip_in_process_beam_package()  # idempotent: one wrapper, not two
+
+    for args in (
+        ["--runner=FnApiRunner", "--direct_running_mode=in_memory"],
+        ["--runner=direct", "--direct_running_mode=multi_processing"],
+        ["--direct_num_workers=1"],  # no runner named: Beam's DirectRunner
+    ):
+        assert dependency_utils.make_beam_dependency_flags(args) == args
+    assert built == []
+
+    remote = ["--runner=DataflowRunner", "--project=p", "--region=r"]
+    assert dependency_utils.make_beam_dependency_flags(remote) == [
+        *remote,
+        "--extra_package=/tmp/tfx.tar.gz",
+    ]
+    assert built == ["sdist"]

@@ -76,6 +76,7 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
     private_apis.kubeflow_v2_artifact_class(
         contracts.HTML_ARTIFACT_TYPE, f"{HtmlPage.__module__}.{HtmlPage.__qualname__}"
     )
+    private_apis.skip_in_process_beam_package()
     private_apis.run_kubeflow_v2_executor(args, beam_args)
 
 
