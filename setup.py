@@ -43,6 +43,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8",
+            "pytest-xdist>=3.8",
             "ruff>=0.6",
             "mypy>=1.10",
             "types-PyYAML",

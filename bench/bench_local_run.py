@@ -224,7 +224,8 @@ def component_peaks(started_at: float, components: dict[str, float], samples) ->
     peaks, start = {}, started_at
     for node, seconds in components.items():
         inside = [mb for t, mb in samples if start <= t < start + seconds]
-        peaks[node] = max(inside, default=0.0)
+        if inside:  # a component shorter than one sample interval has none
+            peaks[node] = max(inside)
         start += seconds
     return peaks
 
@@ -253,10 +254,44 @@ def _child(which: str, workdir: Path, data_root: str) -> dict:
     return result
 
 
+# The example's node ids, by the row of ours that does the same job.
+SAME_JOB = {
+    "CsvExampleGen": "example_gen",
+    "StatisticsGen": "statistics_gen",
+    "SchemaGen": "schema_importer",
+    "ExampleValidator": "example_validator",
+    "Transform": "transform",
+    "Trainer": "trainer",
+    "latest_blessed_model_resolver": "baseline_lookup",
+    "Evaluator": "evaluator",
+    "Pusher": "pusher",
+}
+
+
+def _cell(result: dict, row: str) -> str:
+    nodes = [n for n in result["components"] if SAME_JOB.get(n, n) == row]
+    if not nodes:
+        return "-"
+    seconds = f"{result['components'][nodes[0]]:.1f} s"
+    rss = result["component_rss_mb"].get(nodes[0])
+    return seconds if not rss else f"{seconds}, {rss:.0f} MiB"
+
+
+def _report(record: dict) -> str:
+    """The Markdown tables of a results record, one per scale."""
+    parts = []
+    for scale, results in record["scales"].items():
+        ratio = results[0]["wall_s"] / results[1]["wall_s"]
+        rows = 15000 * int(scale)
+        parts.append(f"### {scale}x ({rows:,} rows): ours / example = {ratio:.2f}\n")
+        parts.append(_table(results) + "\n")
+    return "\n".join(parts)
+
+
 def _table(results: list[dict]) -> str:
     nodes: list[str] = []
     for r in results:
-        nodes += [n for n in r["components"] if n not in nodes]
+        nodes += [SAME_JOB.get(n, n) for n in r["components"] if SAME_JOB.get(n, n) not in nodes]
     lines = [
         "| component (time, peak RSS of all processes) | "
         + " | ".join(r["name"] for r in results)
@@ -264,12 +299,7 @@ def _table(results: list[dict]) -> str:
         "|---|" + "---:|" * len(results),
     ]
     for node in nodes:
-        cells = [
-            f"{r['components'][node]:.1f} s, {r['component_rss_mb'][node]:.0f} MiB"
-            if node in r["components"]
-            else "-"
-            for r in results
-        ]
+        cells = [_cell(r, node) for r in results]
         lines.append(f"| {node} | " + " | ".join(cells) + " |")
     for label, key, fmt in (
         ("pipeline wall time", "wall_s", "{:.1f} s"),
@@ -296,7 +326,14 @@ def main() -> int:
     parser.add_argument("--data-root", help=argparse.SUPPRESS)
     parser.add_argument("--auc", nargs=2, metavar=("MODEL", "EVAL"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--report", metavar="JSON", help="print the tables of a bench/results file and stop"
+    )
     args = parser.parse_args()
+
+    if args.report:
+        print(_report(json.loads(Path(args.report).read_text())))
+        return 0
 
     if args.auc:
         auc, count = eval_auc(*args.auc)
@@ -340,9 +377,8 @@ def main() -> int:
         results = [_child(w, scale_dir, data_root) for w in ("ours", "example")]
         record["scales"][str(scale)] = results
         out.write_text(json.dumps(record, indent=2))  # kept as each scale finishes
-        ratio = results[0]["wall_s"] / results[1]["wall_s"]
-        print(f"\n### {scale}x ({15000 * scale:,} rows): ours / example = {ratio:.2f}\n")
-        print(_table(results), flush=True)
+        print(_report({"scales": {str(scale): results}}), flush=True)
+    print(f"raw results: {out} (print its tables again with --report)")
     return 0
 
 

@@ -225,3 +225,15 @@ def test_the_same_dag_compiles_for_kubeflow_v2_without_resolvers(tmp_path):
     assert not [name for name, e in executors.items() if "resolver" in e], executors.keys()
     gate_deps = spec["root"]["dag"]["tasks"][definition.TRANSFORM].get("dependentTasks", [])
     assert definition.ANOMALIES_GATE in gate_deps
+
+
+def test_transform_skips_its_statistics_and_traces_tf1_unless_tflite_is_asked_for(config, nodes):
+    transform = nodes[definition.TRANSFORM]
+    assert transform.exec_properties["disable_statistics"] == 1
+    assert not any("transform_stats" in key for key in transform.outputs)
+    assert transform.exec_properties["force_tf_compat_v1"] == 1
+    # The TFLite converter needs TF2's vocabulary tables (docs/benchmarks.md).
+    tflite = dataclasses.replace(
+        config, registry=dataclasses.replace(config.registry, tflite=("dynamic_int8",))
+    )
+    assert _by_id(tflite)[definition.TRANSFORM].exec_properties["force_tf_compat_v1"] == 0
