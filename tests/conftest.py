@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.config import DEFAULT_CONFIG, load_config, package_path
 
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Puts the files that run whole pipelines (the `e2e` ones) first, each file's tests in order.
 
