@@ -32,6 +32,7 @@ from components.contracts import (
 )
 from components.evaluator.component import Evaluator
 from components.evaluator.eval_config import EvalSpec
+from components.example_gen.component import CsvExampleGen
 from components.gate.component import AnomaliesGate
 from components.pusher.component import RegistryPusher
 from components.schema_importer.component import SchemaImporter
@@ -122,10 +123,12 @@ def serving_columns_json(config: PipelineConfig, schema_text: str) -> str:
     return json.dumps([asdict(c) for c in serving_columns(config.model, schema_dtypes(schema))])
 
 
-def make_example_gen(
-    config: PipelineConfig, input_base: Any = None
-) -> tfx.components.CsvExampleGen:
-    """CsvExampleGen over `input_base` (default `data.root`), split train/eval by hash."""
+def make_example_gen(config: PipelineConfig, input_base: Any = None) -> CsvExampleGen:
+    """CsvExampleGen over `input_base` (default `data.root`), split train/eval by hash.
+
+    TFX's component with our executor (`components.example_gen`): the same
+    examples in the same splits, read a batch of rows at a time.
+    """
     split = tfx.proto.SplitConfig(
         splits=[
             tfx.proto.SplitConfig.Split(
@@ -136,7 +139,7 @@ def make_example_gen(
             ),
         ]
     )
-    return tfx.components.CsvExampleGen(
+    return CsvExampleGen(
         input_base=config.data.root if input_base is None else input_base,
         # CSV files only: a README or a notes file beside them is not data.
         input_config=tfx.proto.Input(

@@ -265,7 +265,7 @@ def _run(args: argparse.Namespace) -> int:
     except local.PipelineRunError as error:
         logging.error("run failed at %s", error.node_id, exc_info=error.__cause__)
         reason = error.reason
-        if error.node_id == contracts.EXAMPLE_GEN and "UnicodeDecodeError" in reason:
+        if error.node_id == contracts.EXAMPLE_GEN and "not UTF-8" in reason:
             reason = preflight.find_undecodable(config.data.root) or reason
         print(f"FAILED at {error.node_id}: {reason}", file=sys.stderr)
         with quiet_stdout:
