@@ -229,7 +229,6 @@ class Executor(BaseExampleGenExecutor):
         ):
             super().Do(input_dict, output_dict, exec_properties)
             return
-        self._log_startup(input_dict, output_dict, exec_properties)
         input_config = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input()
         )
