@@ -122,7 +122,8 @@ def main() -> int:
             )
             print(f"| {name} | {row['wall_s']:.1f} s | {row['peak_rss_mib']:,.0f} MiB | {counts} |")
         if not args.no_compare:
-            for key, what in (("sorted", "the same records"), ("in_order", "in the same order")):
+            checks = (("sorted", "the same records"), ("in_order", "them in the same order"))
+            for key, what in checks:
                 found = {(s, row["splits"][s][key]) for row in rows.values() for s in row["splits"]}
                 print(f"\nBoth splits hold {what}: {'yes' if len(found) == 2 else 'no'}")
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
