@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import preflight
 from pipeline.__main__ import main
 from pipeline.preflight import find_undecodable
 from tests.conftest import TAXI_CSV, csv_columns, read_csv_rows, write_csv
@@ -135,3 +136,43 @@ def test_an_undecodable_byte_is_found_by_file_and_line(tmp_path):
     line = find_undecodable(str(tmp_path))
     assert line is not None and line.startswith(f"{bad}, line 3, byte 6: 0xe9 is not UTF-8")
     assert find_undecodable(str(tmp_path / "none")) is None
+
+
+def _store_that_fails(monkeypatch, times: int) -> list[int]:
+    """MetadataStore refusing `times` times as ML Metadata does while another run creates tables."""
+    from ml_metadata import metadata_store
+
+    real = metadata_store.MetadataStore
+    calls: list[int] = []
+
+    def store(connection):
+        calls.append(1)
+        if len(calls) <= times:
+            raise RuntimeError(
+                "There are a subset of tables in MLMD instance. This may be due to concurrent "
+                "connection to the empty database. Please retry the connection."
+            )
+        return real(connection)
+
+    monkeypatch.setattr(metadata_store, "MetadataStore", store)
+    monkeypatch.setattr(preflight, "STORE_RETRY_S", 0.0)
+    return calls
+
+
+def test_a_store_another_run_is_creating_is_retried(tmp_path, monkeypatch):
+    from pipeline.config import load_config
+
+    config = load_config(None, [f"metadata.sqlite_path={tmp_path / 'metadata.sqlite'}"])
+    calls = _store_that_fails(monkeypatch, 3)
+    preflight.check_store(config)
+    assert len(calls) == 4
+
+
+def test_a_store_that_stays_half_made_is_named(tmp_path, monkeypatch):
+    from pipeline.config import load_config
+
+    config = load_config(None, [f"metadata.sqlite_path={tmp_path / 'metadata.sqlite'}"])
+    calls = _store_that_fails(monkeypatch, preflight.STORE_ATTEMPTS)
+    with pytest.raises(preflight.PreflightError, match="cannot open the ML Metadata store: There"):
+        preflight.check_store(config)
+    assert len(calls) == preflight.STORE_ATTEMPTS
