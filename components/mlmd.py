@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -121,10 +122,35 @@ def connection_config(spec: Mapping[str, Any]) -> ConnectionProto:
     raise ConfigError(f"unknown ML Metadata store kind {kind!r}; expected sqlite, mysql or grpc")
 
 
+# ML Metadata's words for a new store whose tables another connection is creating.
+_CREATING_TABLES = "concurrent connection to the empty database"
+STORE_ATTEMPTS = 10
+STORE_RETRY_S = 0.5
+
+
+def open_store(connection: ConnectionProto) -> metadata_store.MetadataStore:
+    """Opens a store, waiting while another connection creates a new store's tables.
+
+    Two runs starting at once on a new store both create its tables; ML
+    Metadata tells the one that finds them half made to retry (seen in CI,
+    two runs at once on a new SQLite file). That error is retried
+    `STORE_ATTEMPTS` times in all, `STORE_RETRY_S` apart; any other error
+    is raised at once.
+    """
+    for _ in range(STORE_ATTEMPTS - 1):
+        try:
+            return metadata_store.MetadataStore(connection)
+        except Exception as error:  # ML Metadata raises its own error types per backend
+            if _CREATING_TABLES not in str(error):
+                raise
+            time.sleep(STORE_RETRY_S)
+    return metadata_store.MetadataStore(connection)
+
+
 def connect(spec: Mapping[str, Any] | str) -> metadata_store.MetadataStore:
     """Opens the store described by `spec` (a mapping or its JSON)."""
     parsed: Mapping[str, Any] = json.loads(spec) if isinstance(spec, str) else spec
-    return metadata_store.MetadataStore(connection_config(parsed))
+    return open_store(connection_config(parsed))
 
 
 def open_for_reading(

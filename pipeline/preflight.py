@@ -16,7 +16,6 @@ import csv
 import glob
 import os
 import re
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -252,8 +251,7 @@ def check_store(config: PipelineConfig) -> None:
         UserError: The kind cannot be used locally, the SQLite folder cannot
             be written, or the store refuses the connection.
     """
-    from ml_metadata import metadata_store
-
+    from components import mlmd
     from pipeline.runners.connection import local_connection_config
 
     metadata = config.metadata
@@ -265,24 +263,11 @@ def check_store(config: PipelineConfig) -> None:
     else:
         where = f"metadata.kind={metadata.kind} {metadata.host}:{metadata.port}"
     connection = local_connection_config(config)
-    for attempt in range(STORE_ATTEMPTS):
-        try:
-            metadata_store.MetadataStore(connection)
-            return
-        except Exception as e:  # ML Metadata raises its own error types per backend
-            # Two runs starting at once on a new store both create its tables;
-            # the one that finds them half made is told to retry (seen in CI).
-            if _CREATING_TABLES in str(e) and attempt + 1 < STORE_ATTEMPTS:
-                time.sleep(STORE_RETRY_S)
-                continue
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PreflightError(f"{where}: cannot open the ML Metadata store: {first}") from None
-
-
-# ML Metadata's words for a store whose tables another connection is creating.
-_CREATING_TABLES = "concurrent connection to the empty database"
-STORE_ATTEMPTS = 10
-STORE_RETRY_S = 0.5
+    try:
+        mlmd.open_store(connection)
+    except Exception as e:  # ML Metadata raises its own error types per backend
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PreflightError(f"{where}: cannot open the ML Metadata store: {first}") from None
 
 
 def check_code(config: PipelineConfig) -> None:

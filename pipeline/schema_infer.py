@@ -11,7 +11,6 @@ import dataclasses
 import os
 
 import tensorflow as tf
-from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
 from components import contracts, mlmd, private_apis
@@ -54,7 +53,7 @@ def infer_schema(config: PipelineConfig, output: str) -> str:
             beam_pipeline_args=list(config.beam.args),
         )
     )
-    store = metadata_store.MetadataStore(connection)
+    store = mlmd.open_store(connection)
     execution = mlmd.latest_execution(store, name, SCHEMA_GEN)
     if execution is None:
         raise RuntimeError(f"SchemaGen left no execution in ML Metadata for pipeline {name}")

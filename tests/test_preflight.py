@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from components import mlmd
 from pipeline import preflight
 from pipeline.__main__ import main
 from pipeline.preflight import find_undecodable
@@ -155,7 +156,7 @@ def _store_that_fails(monkeypatch, times: int) -> list[int]:
         return real(connection)
 
     monkeypatch.setattr(metadata_store, "MetadataStore", store)
-    monkeypatch.setattr(preflight, "STORE_RETRY_S", 0.0)
+    monkeypatch.setattr(mlmd, "STORE_RETRY_S", 0.0)
     return calls
 
 
@@ -172,7 +173,7 @@ def test_a_store_that_stays_half_made_is_named(tmp_path, monkeypatch):
     from pipeline.config import load_config
 
     config = load_config(None, [f"metadata.sqlite_path={tmp_path / 'metadata.sqlite'}"])
-    calls = _store_that_fails(monkeypatch, preflight.STORE_ATTEMPTS)
+    calls = _store_that_fails(monkeypatch, mlmd.STORE_ATTEMPTS)
     with pytest.raises(preflight.PreflightError, match="cannot open the ML Metadata store: There"):
         preflight.check_store(config)
-    assert len(calls) == preflight.STORE_ATTEMPTS
+    assert len(calls) == mlmd.STORE_ATTEMPTS

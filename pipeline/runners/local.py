@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
-from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
 from components import mlmd, private_apis, storage
@@ -73,7 +72,7 @@ def run(
     private_apis.skip_in_process_beam_package()
     connection = local_connection_config(config)
     pipeline = create_pipeline(config, metadata_connection_config=connection)
-    store = metadata_store.MetadataStore(connection)
+    store = mlmd.open_store(connection)
     tracker = ProgressTracker(store, config.run.pipeline_name, report)
     try:
         with tracker.attached():
