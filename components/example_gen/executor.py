@@ -156,9 +156,11 @@ class _WidestTypes(beam.CombineFn):
     ) -> dict[str, columns.ColumnType]:
         return columns.widest(accumulators)
 
-    def extract_output(self, accumulator: dict[str, columns.ColumnType]) -> dict[str, int]:
+    def extract_output(
+        self, accumulator: dict[str, columns.ColumnType]
+    ) -> dict[str, columns.ColumnType]:
         unknown = columns.ColumnType.UNKNOWN
-        return {name: int(accumulator.get(name, unknown)) for name in self._names}
+        return {name: accumulator.get(name, unknown) for name in self._names}
 
 
 class _FileToExamples(beam.DoFn):
@@ -167,10 +169,9 @@ class _FileToExamples(beam.DoFn):
     def __init__(self, names: Sequence[str]):
         self._names = list(names)
 
-    def process(self, path: str, types: Mapping[str, int]) -> Iterator[bytes]:
-        typed = {name: columns.ColumnType(value) for name, value in types.items()}
+    def process(self, path: str, types: Mapping[str, columns.ColumnType]) -> Iterator[bytes]:
         for batch in read_batches(path, self._names):
-            yield from columns.encode(batch, typed)
+            yield from columns.encode(batch, types)
 
 
 class _CsvToSerializedExamples(beam.PTransform):
