@@ -191,7 +191,14 @@ def _cli(root: Path, data: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a test session started in the background
+        # (`cmd &` without job control) would pass SIGINT on as ignored.
+        preexec_fn=_sigint_by_default,
     )
+
+
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(process: subprocess.Popen, prefix: str, timeout: float = 600) -> list[str]:
