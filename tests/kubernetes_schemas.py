@@ -9,12 +9,18 @@ Training Operator's CRD schema vendored in tests/schemas (see its README).
 from __future__ import annotations
 
 import json
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
+
+# scripts/ensure_venv.sh installs kubernetes-validate here, off sys.path.
+TEST_TOOLS = Path(sys.prefix) / "test-tools"
+if str(TEST_TOOLS) not in sys.path:
+    sys.path.append(str(TEST_TOOLS))
+import kubernetes_validate  # noqa: E402
 
 KUBERNETES_VERSION = "1.29.0"
 TFJOB_SCHEMA = Path(__file__).parent / "schemas" / "tfjob-kubeflow-v1.json"

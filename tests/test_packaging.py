@@ -85,13 +85,34 @@ def test_wheel_carries_what_the_compiled_tasks_import(tmp_path):
 def test_dockerfile_installs_the_lock_then_the_project():
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.10", text, re.M)
-    assert "pip install --no-deps -r requirements.lock" in text
+    # The lock, less the test-only kubernetes-validate (scripts/ensure_venv.sh).
+    assert "grep -v -E '^kubernetes-validate==' requirements.lock > /tmp/requirements.txt" in text
+    assert "pip install --no-deps -r /tmp/requirements.txt" in text
     assert "pip install --no-deps --no-build-isolation ." in text
     assert "TF_USE_LEGACY_KERAS=1" in text
     for line in re.findall(r"^COPY (.+)$", text, re.M):
         *sources, _dest = line.split()
         for source in sources:
             assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_a_process_that_imports_tfx_does_not_find_kubernetes_validate():
+    # Installed on the path, `kubernetes.dynamic` imports it (and jsonschema's
+    # format grammars) in every task's process; the tests find it off the path.
+    code = (
+        "import sys, importlib.util, tfx.components; "
+        "print(importlib.util.find_spec('kubernetes_validate'), "
+        "sorted(m for m in ('kubernetes_validate', 'jsonschema') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")[-2]
+    assert out == "None []", out
+    from tests import kubernetes_schemas
+
+    assert Path(kubernetes_schemas.kubernetes_validate.__file__).is_relative_to(
+        kubernetes_schemas.TEST_TOOLS
+    )
 
 
 def test_workflow_tests_builds_compiles_submits_and_follows_the_run():
