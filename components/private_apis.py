@@ -1,10 +1,10 @@
 """The private APIs of our dependencies that we rely on, one small function each.
 
-Nothing else in the project touches a private attribute of TensorFlow, TFX or
+Nothing else in the project touches a private attribute of TensorFlow, TFX, Beam or
 the kfp SDK: each use is a function here that says why we need it and what
 to check when that dependency is upgraded, so an upgrade breaks in one named
 place. tests/test_private_apis.py checks that every one still exists in the
-installed versions (TensorFlow 2.16, TFX 1.16, kfp 2.5).
+installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5).
 
 | function                   | dependency | private API                                  |
 |----------------------------|------------|----------------------------------------------|
@@ -20,6 +20,7 @@ installed versions (TensorFlow 2.16, TFX 1.16, kfp 2.5).
 | `run_atexit_handlers`      | CPython    | `atexit._run_exitfuncs`                      |
 | `inline_table_vocabularies` | TensorFlow | `TrackableView`, `RestoredResource._initialize` |
 | `skip_in_process_beam_package` | TFX   | `dependency_utils.make_beam_dependency_flags` (patched) |
+| `reuse_beam_option_views`  | Beam       | `PipelineOptions.view_as` (patched), `_all_options` |
 
 Imports happen inside the functions: the CLI's light paths import this
 module without loading TensorFlow or TFX.
@@ -233,6 +234,46 @@ def skip_in_process_beam_package() -> None:
 
     make_beam_dependency_flags.skips_in_process = True  # type: ignore[attr-defined]
     dependency_utils.make_beam_dependency_flags = make_beam_dependency_flags
+
+
+def reuse_beam_option_views() -> None:
+    """Makes `PipelineOptions.view_as` return one view per options object and class.
+
+    Beam calls `options.view_as(TypeOptions)` on every `apply` and type
+    check while a pipeline is built, and each call builds an argparse parser
+    and parses the flags again: about 2.8 s of CPU in a small pipeline run
+    here (tf.Transform's analyzers apply hundreds of transforms). A view
+    holds nothing of its own: reads and writes go to the `_all_options`
+    dict it shares with the object it came from, and its parsed flags
+    depend only on the class and `_flags`. So the first view of a class is
+    kept on that object and returned again while `_flags` is unchanged.
+    Idempotent.
+
+    On a Beam upgrade check that `view_as` still builds `cls(self._flags)`
+    and shares `_all_options` with it, and that `__setattr__` still lets
+    underscored names through.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    build = PipelineOptions.view_as
+    if getattr(build, "reuses_views", False):
+        return
+
+    def view_as(self: Any, cls: Any) -> Any:
+        flags = self._flags
+        key = (cls, None if flags is None else tuple(flags))
+        views = self.__dict__.get("_views")
+        if views is None:
+            views = {}
+            object.__setattr__(self, "_views", views)
+        view = views.get(key)
+        if view is None or view._all_options is not self._all_options:
+            view = views[key] = build(self, cls)
+        return view
+
+    view_as.reuses_views = True  # type: ignore[attr-defined]
+    view_as.__wrapped__ = build  # type: ignore[attr-defined]
+    PipelineOptions.view_as = view_as
 
 
 def beam_runner(beam_pipeline_args: list[str]) -> str:

@@ -43,6 +43,7 @@ def infer_schema(config: PipelineConfig, output: str) -> str:
     ).with_id(SCHEMA_GEN)
     connection = local_connection_config(config)
     private_apis.skip_in_process_beam_package()
+    private_apis.reuse_beam_option_views()
     tfx.orchestration.LocalDagRunner().run(
         tfx.dsl.Pipeline(
             pipeline_name=name,

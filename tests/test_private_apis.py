@@ -114,3 +114,53 @@ def test_in_process_runners_build_no_tfx_package_and_others_still_do(monkeypatch
         "--extra_package=/tmp/tfx.tar.gz",
     ]
     assert built == ["sdist"]
+
+
+def _unpatched_view_as():  # type: ignore[no-untyped-def]
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    view_as = PipelineOptions.view_as
+    return getattr(view_as, "__wrapped__", view_as)
+
+
+def test_beam_view_as_still_builds_a_view_that_shares_all_options():
+    import inspect
+
+    source = inspect.getsource(_unpatched_view_as())
+    assert "view = cls(self._flags)" in source
+    assert "view._all_options = self._all_options" in source
+
+
+def test_beam_option_views_are_reused_and_read_and_write_as_before(monkeypatch):
+    from apache_beam.options.pipeline_options import (
+        DirectOptions,
+        PipelineOptions,
+        StandardOptions,
+        TypeOptions,
+    )
+
+    original = _unpatched_view_as()
+    monkeypatch.setattr(PipelineOptions, "view_as", original)
+    flags = ["--runner=FnApiRunner", "--direct_num_workers=2", "--no_pipeline_type_check"]
+    classes = (StandardOptions, DirectOptions, TypeOptions)
+    expected = {cls: original(PipelineOptions(flags), cls).get_all_options() for cls in classes}
+    private_apis.reuse_beam_option_views()
+    private_apis.reuse_beam_option_views()  # idempotent: one wrapper, not two
+    assert PipelineOptions.view_as.__wrapped__ is original
+
+    options = PipelineOptions(flags)
+    for cls, values in expected.items():
+        view = options.view_as(cls)
+        assert isinstance(view, cls) and options.view_as(cls) is view
+        assert view.get_all_options() == values
+    assert options.view_as(TypeOptions).pipeline_type_check is False
+    assert options.view_as(DirectOptions).direct_num_workers == 2
+    # A write through one view is what every view and the object read.
+    options.view_as(DirectOptions).direct_num_workers = 5
+    assert options.view_as(DirectOptions).direct_num_workers == 5
+    assert options.get_all_options()["direct_num_workers"] == 5
+    # Another object, or other flags, get views of their own.
+    other = PipelineOptions(["--direct_num_workers=3"])
+    assert other.view_as(DirectOptions) is not options.view_as(DirectOptions)
+    assert other.view_as(DirectOptions).direct_num_workers == 3
+    assert options.view_as(StandardOptions).runner == "FnApiRunner"

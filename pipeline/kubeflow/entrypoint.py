@@ -77,6 +77,7 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
         contracts.HTML_ARTIFACT_TYPE, f"{HtmlPage.__module__}.{HtmlPage.__qualname__}"
     )
     private_apis.skip_in_process_beam_package()
+    private_apis.reuse_beam_option_views()
     private_apis.run_kubeflow_v2_executor(args, beam_args)
 
 

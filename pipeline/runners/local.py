@@ -70,6 +70,7 @@ def run(
     """
     storage.register_filesystems(config.data.root, config.run.pipeline_root, config.registry.uri)
     private_apis.skip_in_process_beam_package()
+    private_apis.reuse_beam_option_views()
     connection = local_connection_config(config)
     pipeline = create_pipeline(config, metadata_connection_config=connection)
     store = mlmd.open_store(connection)
