@@ -246,26 +246,30 @@ def reuse_beam_option_views() -> None:
     holds nothing of its own: reads and writes go to the `_all_options`
     dict it shares with the object it came from, and its parsed flags
     depend only on the class and `_flags`. So the first view of a class is
-    kept on that object and returned again while `_flags` is unchanged.
-    Idempotent.
+    kept for that object (weakly: it goes with the object) and returned
+    again while `_flags` is unchanged. Idempotent.
 
     On a Beam upgrade check that `view_as` still builds `cls(self._flags)`
-    and shares `_all_options` with it, and that `__setattr__` still lets
-    underscored names through.
+    and shares `_all_options` with it.
     """
+    import weakref
+
     from apache_beam.options.pipeline_options import PipelineOptions
 
     build = PipelineOptions.view_as
     if getattr(build, "reuses_views", False):
         return
 
+    # Kept beside the objects, not in them: Beam deep-copies and pickles
+    # options through their __dict__ (and __getstate__ calls view_as).
+    views_of: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
     def view_as(self: Any, cls: Any) -> Any:
         flags = self._flags
         key = (cls, None if flags is None else tuple(flags))
-        views = self.__dict__.get("_views")
+        views = views_of.get(self)
         if views is None:
-            views = {}
-            object.__setattr__(self, "_views", views)
+            views = views_of[self] = {}
         view = views.get(key)
         if view is None or view._all_options is not self._all_options:
             view = views[key] = build(self, cls)

@@ -6,7 +6,9 @@ fails on an upgrade that removed or renamed one, before a pipeline run would.
 
 from __future__ import annotations
 
+import copy
 import inspect
+import pickle
 
 from components import private_apis
 
@@ -164,3 +166,10 @@ def test_beam_option_views_are_reused_and_read_and_write_as_before(monkeypatch):
     assert other.view_as(DirectOptions) is not options.view_as(DirectOptions)
     assert other.view_as(DirectOptions).direct_num_workers == 3
     assert options.view_as(StandardOptions).runner == "FnApiRunner"
+    # Copied and pickled as Beam does (Pipeline deep-copies its options;
+    # __getstate__ itself calls view_as): the same values, nothing extra.
+    for copied in (copy.deepcopy(options), pickle.loads(pickle.dumps(options))):
+        assert vars(copied).keys() == vars(PipelineOptions(flags)).keys()
+        assert copied.get_all_options() == options.get_all_options()
+        assert copied.view_as(DirectOptions).direct_num_workers == 5
+        assert copied.view_as(DirectOptions) is copied.view_as(DirectOptions)
