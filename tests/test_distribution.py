@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -18,7 +19,7 @@ from components.model_package import ModelContext
 from components.training import worker
 from components.training.cluster import ClusterConfigError, parse_tf_config, worker_cluster
 from components.training.data import make_dataset
-from components.training.local_workers import WorkerExit, gpu_assignment
+from components.training.local_workers import LocalWorkers, WorkerExit, gpu_assignment
 from components.training.settings import TrainerSettings
 from components.training.strategy import Accelerator, plan_strategy
 from components.training.strategy import Kind as StrategyKind
@@ -353,6 +354,37 @@ def test_sigterm_becomes_an_error_so_launchers_clean_up():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+# Worker 0 catches SIGTERM and carries on, as TensorFlow's coordination agent
+# makes a real worker do; worker 1 fails once worker 0 is in that state.
+_PEER_THAT_CATCHES_SIGTERM = """
+import json, os, signal, sys, time
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+scratch = sys.argv[1]
+if index == 0:
+    signal.signal(signal.SIGTERM, lambda *_: open(os.path.join(scratch, "sigterm"), "w").close())
+    open(os.path.join(scratch, "ready"), "w").close()
+    time.sleep(120)
+    sys.exit(0)
+while not os.path.exists(os.path.join(scratch, "ready")):
+    time.sleep(0.05)
+print("ValueError: worker 1 gives up")
+sys.exit(3)
+"""
+
+
+def test_a_failed_attempts_peers_are_killed_not_asked_to_stop(tmp_path):
+    workers = LocalWorkers(workers=2, max_restarts=0, log=lambda line: None)
+    workers.attempt = 1
+    failure = workers._run_attempt(
+        [sys.executable, "-c", _PEER_THAT_CATCHES_SIGTERM, str(tmp_path)]
+    )
+    assert failure is not None and failure.index == 1 and failure.returncode == 3
+    assert "worker 1 gives up" in failure.error
+    assert workers.processes[0].returncode == -signal.SIGKILL
+    # A SIGTERM would only have been caught: the worker was never sent one.
+    assert not (tmp_path / "sigterm").exists()
 
 
 def test_a_gpu_worker_without_gpus_says_the_image_lacks_them(tmp_path, monkeypatch):
