@@ -29,7 +29,10 @@ METRICS = {
     MULTICLASS: ("accuracy",),
 }
 GATE_METRICS = contracts.GATE_METRICS
-_TFMA_CLASS = {"auc": "AUC", "binary_accuracy": "BinaryAccuracy", "mean_label": "MeanLabel"}
+_TFMA_CLASS = {"auc": "AUC", "binary_accuracy": "BinaryAccuracy"}
+# mean_label from AUC's calibration histogram rather than TFMA's MeanLabel,
+# which walks every eval example once more (components/evaluator/histogram_metrics.py).
+_OWN_CLASS = {"mean_label": ("HistogramMeanLabel", "components.evaluator.histogram_metrics")}
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,12 @@ def _metrics_specs(spec: EvalSpec, min_value: float, max_drop: float) -> list[tf
     if spec.task == BINARY:
         configs = [tfma.MetricConfig(class_name="ExampleCount")]
         for name in METRICS[BINARY]:
-            class_name = _TFMA_CLASS.get(name, name.capitalize())
+            default = (_TFMA_CLASS.get(name, name.capitalize()), "")
+            class_name, module = _OWN_CLASS.get(name, default)
             configs.append(
                 tfma.MetricConfig(
                     class_name=class_name,
+                    module=module,
                     per_slice_thresholds=gate if name == spec.metric else [],
                 )
             )
