@@ -19,6 +19,7 @@ import tensorflow_model_analysis as tfma
 
 from components import contracts
 from components.errors import ConfigError
+from components.evaluator.histogram_metrics import HistogramMeanLabel
 from components.workload import BINARY, MULTICLASS, TASKS
 
 # Metric names as TFMA reports them, by task; the first is the default gate.
@@ -29,10 +30,14 @@ METRICS = {
     MULTICLASS: ("accuracy",),
 }
 GATE_METRICS = contracts.GATE_METRICS
-_TFMA_CLASS = {"auc": "AUC", "binary_accuracy": "BinaryAccuracy"}
+# (class name, module; "" for TFMA's own), by metric name; others capitalised.
 # mean_label from AUC's calibration histogram rather than TFMA's MeanLabel,
-# which walks every eval example once more (components/evaluator/histogram_metrics.py).
-_OWN_CLASS = {"mean_label": ("HistogramMeanLabel", "components.evaluator.histogram_metrics")}
+# which walks every eval example once more.
+_METRIC_CLASS = {
+    "auc": ("AUC", ""),
+    "binary_accuracy": ("BinaryAccuracy", ""),
+    "mean_label": (HistogramMeanLabel.__name__, HistogramMeanLabel.__module__),
+}
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,7 @@ def _metrics_specs(spec: EvalSpec, min_value: float, max_drop: float) -> list[tf
     if spec.task == BINARY:
         configs = [tfma.MetricConfig(class_name="ExampleCount")]
         for name in METRICS[BINARY]:
-            default = (_TFMA_CLASS.get(name, name.capitalize()), "")
-            class_name, module = _OWN_CLASS.get(name, default)
+            class_name, module = _METRIC_CLASS.get(name, (name.capitalize(), ""))
             configs.append(
                 tfma.MetricConfig(
                     class_name=class_name,

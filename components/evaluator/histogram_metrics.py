@@ -21,8 +21,7 @@ import math
 from typing import Any
 
 from tensorflow_model_analysis.metrics import calibration_histogram, metric_types, metric_util
-
-MEAN_LABEL_NAME = "mean_label"
+from tensorflow_model_analysis.metrics.calibration import MEAN_LABEL_NAME
 
 
 # Not "MeanLabel": TFMA looks a metric config's class name up in its own
