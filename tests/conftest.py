@@ -36,7 +36,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: one process more than the cores this process may use.
 
     With one process per core the cores were busy 1.75 of 2 on average
-    (22 min 15 s of CPU in a 12 min 42 s suite): a pipeline run also waits,
+    (22 min 14 s of CPU in a 12 min 42 s suite): a pipeline run also waits,
     on the subprocesses it starts (Kubeflow tasks, training workers, a
     kernel), on real servers and on rollout windows. A third process on the
     2 cores fills those waits: 11 min 16 s against 12 min 42 s for the same
