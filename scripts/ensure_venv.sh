@@ -29,11 +29,11 @@ echo "installing requirements.lock into $VENV"
 # `make test` does on a fresh clone is this install. pip stays for the
 # editable install of the project and for `pip check`.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.3.1" "uv==0.13.9"
-UV=("$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps)
 # --no-deps: the lock is the complete, already-resolved set, so it is
 # installed as is instead of re-resolving the TFX graph (which backtracks for
-# minutes). --compile-bytecode: as pip does, so that no test pays for
+# minutes). --compile-bytecode (below): as pip does, so that no test pays for
 # compiling TensorFlow's modules on first import.
+UV=("$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps)
 # Test-only tools that the product's processes would import just by finding
 # them go into their own folder, off sys.path (tests add it): with
 # kubernetes-validate in site-packages, `kubernetes.dynamic` imports it, and
