@@ -11,6 +11,7 @@ import pytest
 from tfx import v1 as tfx
 
 from components.errors import ConfigError
+from components.evaluator import binary_metrics
 from components.evaluator.component import Evaluator
 from components.evaluator.executor import thresholds_to_eval_config
 from components.model_package import workload_of
@@ -117,7 +118,8 @@ def test_thresholds_come_from_config(old):
     # What the executor hands TFX's Evaluator.
     props = thresholds_to_eval_config(evaluator.exec_properties)
     eval_config = json.loads(props["eval_config"])
-    auc = next(m for m in eval_config["metrics_specs"][0]["metrics"] if m["class_name"] == "AUC")
+    metrics = eval_config["metrics_specs"][0]["metrics"]
+    auc = next(m for m in metrics if m["class_name"] == binary_metrics.OnePassAUC.__name__)
     [gate] = auc["per_slice_thresholds"]
     assert gate["slicing_specs"] == [{}], "thresholds must gate the overall slice only"
     assert gate["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.77)

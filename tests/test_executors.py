@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -35,14 +36,19 @@ def test_bad_step_counts_are_named(bad):
         steps_to_args({"train_steps": bad, "eval_steps": 1})
 
 
+def _metric_name(metric: dict) -> str:
+    """The name TFMA reports a configured metric under (its key's name)."""
+    module = importlib.import_module(metric.get("module") or "tensorflow_model_analysis.metrics")
+    return getattr(module, metric["class_name"])(**json.loads(metric.get("config") or "{}")).name
+
+
 def _gates(config: dict) -> dict[str, dict]:
-    """Each gated metric's overall-slice threshold, by the metric's configured name."""
+    """Each gated metric's overall-slice threshold, by the metric's name."""
     gates = {}
     for spec in config["metrics_specs"]:
         for metric in spec["metrics"]:
             for gate in metric.get("per_slice_thresholds", []):
-                name = json.loads(metric.get("config") or "{}").get("name", metric["class_name"])
-                gates[name] = {**gate, "binarize": spec.get("binarize")}
+                gates[_metric_name(metric)] = {**gate, "binarize": spec.get("binarize")}
     return gates
 
 
@@ -53,8 +59,8 @@ def test_thresholds_become_an_eval_config():
     assert config["model_specs"][0]["label_key"] == "label_xf"
     assert config["model_specs"][0]["prediction_key"] == "probability"
     gates = _gates(config)
-    assert set(gates) == {"AUC"}
-    assert gates["AUC"]["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.7)
+    assert set(gates) == {"auc"}
+    assert gates["auc"]["threshold"]["value_threshold"]["lower_bound"] == pytest.approx(0.7)
 
 
 def test_multiclass_gates_top_1_accuracy_and_keeps_the_confusion_matrix():

@@ -19,7 +19,7 @@ import tensorflow_model_analysis as tfma
 
 from components import contracts
 from components.errors import ConfigError
-from components.evaluator.histogram_metrics import HistogramMeanLabel
+from components.evaluator import binary_metrics
 from components.workload import BINARY, MULTICLASS, TASKS
 
 # Metric names as TFMA reports them, by task; the first is the default gate.
@@ -30,13 +30,14 @@ METRICS = {
     MULTICLASS: ("accuracy",),
 }
 GATE_METRICS = contracts.GATE_METRICS
-# (class name, module; "" for TFMA's own), by metric name; others capitalised.
-# mean_label from AUC's calibration histogram rather than TFMA's MeanLabel,
-# which walks every eval example once more.
+# The metric class, by metric name: TFMA's binary metrics, fed by one
+# conversion of each eval example (binary_metrics).
 _METRIC_CLASS = {
-    "auc": ("AUC", ""),
-    "binary_accuracy": ("BinaryAccuracy", ""),
-    "mean_label": (HistogramMeanLabel.__name__, HistogramMeanLabel.__module__),
+    "auc": binary_metrics.OnePassAUC,
+    "binary_accuracy": binary_metrics.OnePassBinaryAccuracy,
+    "precision": binary_metrics.OnePassPrecision,
+    "recall": binary_metrics.OnePassRecall,
+    "mean_label": binary_metrics.HistogramMeanLabel,
 }
 
 
@@ -103,11 +104,11 @@ def _metrics_specs(spec: EvalSpec, min_value: float, max_drop: float) -> list[tf
     if spec.task == BINARY:
         configs = [tfma.MetricConfig(class_name="ExampleCount")]
         for name in METRICS[BINARY]:
-            class_name, module = _METRIC_CLASS.get(name, (name.capitalize(), ""))
+            metric_class = _METRIC_CLASS[name]
             configs.append(
                 tfma.MetricConfig(
-                    class_name=class_name,
-                    module=module,
+                    class_name=metric_class.__name__,
+                    module=metric_class.__module__,
                     per_slice_thresholds=gate if name == spec.metric else [],
                 )
             )
@@ -155,6 +156,9 @@ def make_eval_config(spec: EvalSpec, min_value: float, max_drop: float) -> tfma.
         model_specs=[
             tfma.ModelSpec(
                 signature_name=contracts.SERVING_DEFAULT,
+                # Our Trainer exports Keras models; without the type, TFMA
+                # loads each model once more only to find that out.
+                model_type=tfma.TF_KERAS,
                 label_key=contracts.LABEL_KEY,
                 prediction_key=spec.prediction_key,
                 preprocessing_function_names=[contracts.TRANSFORM_FEATURES],
