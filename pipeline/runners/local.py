@@ -12,6 +12,7 @@ from components import mlmd, private_apis, storage
 from pipeline.config import PipelineConfig
 from pipeline.definition import create_pipeline
 from pipeline.progress import NodeResult, ProgressTracker
+from pipeline.runners import interrupts
 from pipeline.runners.connection import local_connection_config
 from pipeline.summary import RunSummary, summarize
 
@@ -76,7 +77,7 @@ def run(
     store = mlmd.open_store(connection)
     tracker = ProgressTracker(store, config.run.pipeline_name, report)
     try:
-        with tracker.attached():
+        with tracker.attached(), interrupts.not_lost():
             tfx.orchestration.LocalDagRunner().run(pipeline)
     except KeyboardInterrupt:
         running = tracker.running or "pipeline"
