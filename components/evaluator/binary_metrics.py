@@ -51,32 +51,6 @@ from tensorflow_model_analysis.metrics.calibration import MEAN_LABEL_NAME
 THRESHOLD = 0.5
 
 
-def _parts(
-    eval_config: Any,
-    model_name: str,
-    output_name: str,
-    sub_key: Any,
-    aggregation_type: Any,
-    class_weights: Any,
-    example_weighted: bool,
-) -> tuple[metric_types.MetricComputation, metric_types.MetricComputation]:
-    """The two computations, built by TFMA as its metrics build them for these arguments."""
-    common = dict(
-        eval_config=eval_config,
-        model_name=model_name,
-        output_name=output_name,
-        sub_key=sub_key,
-        aggregation_type=aggregation_type,
-        class_weights=class_weights,
-        example_weighted=example_weighted,
-    )
-    histogram = calibration_histogram.calibration_histogram(**common)[0]
-    matrices = binary_confusion_matrices.binary_confusion_matrices(
-        thresholds=[THRESHOLD], **common
-    )[0]
-    return histogram, matrices
-
-
 def one_pass(
     computations: metric_types.MetricComputations,
     *,
@@ -94,15 +68,21 @@ def one_pass(
     replacement, the same for every metric built with the same arguments,
     runs once however many metrics ask for it.
     """
-    histogram, matrices = _parts(
-        eval_config,
-        model_name,
-        output_name,
-        sub_key,
-        aggregation_type,
-        class_weights,
-        example_weighted,
+    # The two computations, built by TFMA as its metrics build them for
+    # these arguments.
+    common = dict(
+        eval_config=eval_config,
+        model_name=model_name,
+        output_name=output_name,
+        sub_key=sub_key,
+        aggregation_type=aggregation_type,
+        class_weights=class_weights,
+        example_weighted=example_weighted,
     )
+    histogram = calibration_histogram.calibration_histogram(**common)[0]
+    matrices = binary_confusion_matrices.binary_confusion_matrices(
+        thresholds=[THRESHOLD], **common
+    )[0]
     fused = metric_types.MetricComputation(
         keys=[*histogram.keys, *matrices.keys],
         preprocessors=None,
@@ -159,6 +139,20 @@ class _BinaryCountsCombiner(beam.CombineFn):
         self._matrices = matrices
         self._convert = _OncePerExample()
         matrices._extract_label_prediction_and_weight = self._convert
+        # The arguments TFMA's histogram combiner converts with (add_input in
+        # tensorflow_model_analysis/metrics/calibration_histogram.py); built
+        # once, not for every example.
+        self._histogram_args = dict(
+            eval_config=histogram._eval_config,
+            model_name=histogram._key.model_name,
+            output_name=histogram._key.output_name,
+            sub_key=histogram._key.sub_key,
+            fractional_labels=histogram._fractional_labels,
+            flatten=True,
+            aggregation_type=histogram._aggregation_type,
+            class_weights=histogram._class_weights,
+            example_weighted=histogram._example_weighted,
+        )
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         self._histogram.setup(*args, **kwargs)
@@ -170,21 +164,8 @@ class _BinaryCountsCombiner(beam.CombineFn):
     def add_input(self, accumulator: tuple[Any, Any], element: Any) -> tuple[Any, Any]:
         histogram, matrices = accumulator
         h = self._histogram
-        # The arguments TFMA's histogram combiner converts with (add_input in
-        # tensorflow_model_analysis/metrics/calibration_histogram.py), and its
-        # update after them.
-        for label, prediction, example_weight in self._convert(
-            element,
-            eval_config=h._eval_config,
-            model_name=h._key.model_name,
-            output_name=h._key.output_name,
-            sub_key=h._key.sub_key,
-            fractional_labels=h._fractional_labels,
-            flatten=True,
-            aggregation_type=h._aggregation_type,
-            class_weights=h._class_weights,
-            example_weighted=h._example_weighted,
-        ):
+        # TFMA's histogram update, after the shared conversion.
+        for label, prediction, example_weight in self._convert(element, **self._histogram_args):
             example_weight = float(example_weight)
             label = float(label)
             prediction = float(prediction)
