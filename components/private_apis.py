@@ -1,7 +1,7 @@
 """The private APIs of our dependencies that we rely on, one small function each.
 
 Nothing else in the project touches a private attribute of TensorFlow, TFX, Beam or
-the kfp SDK: each use is a function here that says why we need it and what
+the kfp SDK, TFMA: each use is a function here that says why we need it and what
 to check when that dependency is upgraded, so an upgrade breaks in one named
 place. tests/test_private_apis.py checks that every one still exists in the
 installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5).
@@ -21,6 +21,12 @@ installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5).
 | `inline_table_vocabularies` | TensorFlow | `TrackableView`, `RestoredResource._initialize` |
 | `skip_in_process_beam_package` | TFX   | `dependency_utils.make_beam_dependency_flags` (patched) |
 | `reuse_beam_option_views`  | Beam       | `PipelineOptions.view_as` (patched), `_all_options` |
+| `tfma_separate_computations` | TFMA     | `_filter_and_separate_computations` (evaluator) |
+| `tfma_eval_config_for_models` | TFMA    | `model_eval_lib._update_eval_config_with_defaults` |
+| `tfma_example_count_settings` | TFMA    | `_ExampleCountCombiner` and its attributes     |
+| `tfma_histogram_settings`  | TFMA       | `_CalibrationHistogramCombiner`'s attributes   |
+| `tfma_matrices_settings`   | TFMA       | `_BinaryConfusionMatrixCombiner`'s attributes  |
+| `tfma_matrices_accumulator` | TFMA      | `aggregates.binary_confusion_matrices._ThresholdEntry` |
 
 Imports happen inside the functions: the CLI's light paths import this
 module without loading TensorFlow or TFX.
@@ -365,3 +371,121 @@ def inline_table_vocabularies(loaded: Any) -> int:
         resource._initialize = importer(resource, keys.numpy(), values.numpy())
         changed += 1
     return changed
+
+
+def tfma_separate_computations(computations: Any) -> Any:
+    """TFMA's split of metric computations into combiners and what derives from them.
+
+    The batched evaluator (`components.evaluator.batched`) runs the same
+    combiners and derivations as TFMA's evaluator, in the same order, with
+    the same duplicates dropped; this is the function that decides them.
+
+    On a TFMA upgrade check `_filter_and_separate_computations` in
+    `tensorflow_model_analysis/evaluators/metrics_plots_and_validations_evaluator.py`
+    and the four fields it returns.
+    """
+    from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator
+
+    return metrics_plots_and_validations_evaluator._filter_and_separate_computations(computations)
+
+
+def tfma_eval_config_for_models(eval_config: Any, eval_shared_models: Any) -> Any:
+    """The EvalConfig TFMA's `ExtractEvaluateAndWriteResults` evaluates and writes.
+
+    It fills the config's defaults once more from the models (the baseline,
+    rubber stamping) before anything runs; the batched evaluator evaluates
+    and writes that same config.
+
+    On a TFMA upgrade check `_update_eval_config_with_defaults` in
+    `tensorflow_model_analysis/api/model_eval_lib.py` and that
+    `ExtractEvaluateAndWriteResults` still calls it.
+    """
+    from tensorflow_model_analysis.api import model_eval_lib
+
+    return model_eval_lib._update_eval_config_with_defaults(eval_config, eval_shared_models)
+
+
+def tfma_example_count_settings(combiner: Any) -> dict[str, Any] | None:
+    """What a TFMA example-count combiner counts; None for any other combiner.
+
+    On a TFMA upgrade check `_ExampleCountCombiner.__init__` in
+    `tensorflow_model_analysis/metrics/example_count.py`.
+    """
+    from tensorflow_model_analysis.metrics import example_count
+
+    if type(combiner) is not example_count._ExampleCountCombiner:
+        return None
+    return {
+        "model_name": combiner._model_name,
+        "output_name": combiner._output_name,
+        "keys": list(combiner._keys),
+        "example_weighted": combiner._example_weighted,
+    }
+
+
+def tfma_histogram_settings(combiner: Any) -> dict[str, Any]:
+    """The settings of a TFMA calibration-histogram combiner.
+
+    On a TFMA upgrade check `_CalibrationHistogramCombiner.__init__` and
+    `_bucket_index` in `tensorflow_model_analysis/metrics/calibration_histogram.py`.
+    """
+    from tensorflow_model_analysis.metrics import calibration_histogram
+
+    if type(combiner) is not calibration_histogram._CalibrationHistogramCombiner:
+        raise TypeError(f"not TFMA's calibration histogram combiner: {type(combiner).__name__}")
+    return {
+        "key": combiner._key,
+        "num_buckets": combiner._num_buckets,
+        "left": combiner._left,
+        "range": combiner._range,
+        "prediction_based_bucketing": combiner._prediction_based_bucketing,
+        "fractional_labels": combiner._fractional_labels,
+        "class_weights": combiner._class_weights,
+        "aggregation_type": combiner._aggregation_type,
+        "example_weighted": combiner._example_weighted,
+    }
+
+
+def tfma_matrices_settings(combiner: Any) -> dict[str, Any]:
+    """The settings of a TFMA binary-confusion-matrices combiner (matrices at given thresholds).
+
+    On a TFMA upgrade check `_BinaryConfusionMatrixCombiner.__init__` in
+    `tensorflow_model_analysis/metrics/binary_confusion_matrices.py` and
+    `BinaryConfusionMatrices.__init__` in
+    `tensorflow_model_analysis/contrib/aggregates/binary_confusion_matrices.py`.
+    """
+    from tensorflow_model_analysis.metrics import binary_confusion_matrices
+
+    if type(combiner) is not binary_confusion_matrices._BinaryConfusionMatrixCombiner:
+        raise TypeError(f"not TFMA's binary confusion matrix combiner: {type(combiner).__name__}")
+    return {
+        "key": combiner._key,
+        "thresholds": list(combiner._binary_confusion_matrices._thresholds),
+        "fractional_labels": combiner._enable_fractional_labels,
+        "example_id_key": combiner._example_id_key,
+        "class_weights": combiner._class_weights,
+        "aggregation_type": combiner._aggregation_type,
+        "example_weighted": combiner._example_weighted,
+    }
+
+
+def tfma_matrices_accumulator(counts: dict[float, tuple[float, float, float, float]]) -> Any:
+    """A TFMA binary-confusion-matrices accumulator holding these (tp, tn, fp, fn) per threshold.
+
+    No example ids: the batched evaluator supports matrices without them.
+
+    On a TFMA upgrade check `_ThresholdEntry` and `MatrixAccumulator` in
+    `tensorflow_model_analysis/contrib/aggregates/binary_confusion_matrices.py`.
+    """
+    from tensorflow_model_analysis.contrib.aggregates import binary_confusion_matrices as bcm
+
+    return {
+        threshold: bcm._ThresholdEntry(
+            bcm.Matrix(tp=tp, tn=tn, fp=fp, fn=fn),
+            tp_examples=[],
+            tn_examples=[],
+            fp_examples=[],
+            fn_examples=[],
+        )
+        for threshold, (tp, tn, fp, fn) in counts.items()
+    }

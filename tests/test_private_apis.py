@@ -173,3 +173,41 @@ def test_beam_option_views_are_reused_and_read_and_write_as_before(monkeypatch):
         assert copied.get_all_options() == options.get_all_options()
         assert copied.view_as(DirectOptions).direct_num_workers == 5
         assert copied.view_as(DirectOptions) is copied.view_as(DirectOptions)
+
+
+def test_tfma_computations_combiners_and_accumulators_are_read_as_the_batched_eval_reads_them():
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    from components.evaluator.eval_config import EvalSpec, make_eval_config
+
+    config = tfma.utils.update_eval_config_with_defaults(
+        make_eval_config(EvalSpec("binary", "auc", ()), 0.5, 0.1), rubber_stamp=True
+    )
+    shared = tfma.default_eval_shared_model(
+        eval_saved_model_path="/nonexistent", model_name="", eval_config=config
+    )
+    assert private_apis.tfma_eval_config_for_models(config, shared) == config
+    separated = private_apis.tfma_separate_computations(
+        metric_specs.to_computations(config.metrics_specs, eval_config=config)
+    )
+    count, counts = (c.combiner for c in separated.non_derived_computations)
+    assert [k.name for c in separated.derived_computations for k in c.keys][-1] == "mean_label"
+    assert not separated.cross_slice_computations and not separated.ci_derived_computations
+
+    settings = private_apis.tfma_example_count_settings(count)
+    assert settings is not None and settings["model_name"] == "" and not settings["output_name"]
+    assert [k.name for k in settings["keys"]] == ["example_count"]
+    assert private_apis.tfma_example_count_settings(counts) is None
+
+    histogram = private_apis.tfma_histogram_settings(counts.histogram)
+    assert (histogram["num_buckets"], histogram["left"], histogram["range"]) == (10000, 0.0, 1.0)
+    assert histogram["fractional_labels"] and histogram["prediction_based_bucketing"]
+    assert histogram["class_weights"] is None and histogram["aggregation_type"] is None
+    matrices = private_apis.tfma_matrices_settings(counts.matrices)
+    assert matrices["thresholds"] == [0.5] and matrices["fractional_labels"]
+    assert matrices["example_id_key"] is None
+
+    accumulator = private_apis.tfma_matrices_accumulator({0.5: (1.0, 2.0, 3.0, 4.0)})
+    (output,) = counts.matrices.extract_output(accumulator).values()
+    assert output[0.5].matrix == (1.0, 2.0, 3.0, 4.0) and output[0.5].tp_examples == []

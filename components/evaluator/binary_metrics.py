@@ -154,6 +154,16 @@ class _BinaryCountsCombiner(beam.CombineFn):
             example_weighted=histogram._example_weighted,
         )
 
+    @property
+    def histogram(self) -> beam.CombineFn:
+        """TFMA's calibration-histogram combiner inside."""
+        return self._histogram
+
+    @property
+    def matrices(self) -> beam.CombineFn:
+        """TFMA's confusion-matrices combiner inside."""
+        return self._matrices
+
     def setup(self, *args: Any, **kwargs: Any) -> None:
         self._histogram.setup(*args, **kwargs)
         self._matrices.setup(*args, **kwargs)

@@ -1,22 +1,31 @@
-"""Evaluator executor: task and thresholds to EvalConfig, baseline reference to model, then TFX's.
+"""Evaluator executor: task and thresholds to EvalConfig, baseline reference to model, then TFMA.
 
-Everything TFMA-related (metrics, thresholds, the rubber stamp when there is
-no baseline, the blessing) stays TFX's Evaluator executor, unchanged; the
-overall metrics are then written once more as JSON (`metrics.write_summary`).
+On Beam's in-process runners a binary evaluation is computed a batch of eval
+examples at a time (`components.evaluator.batched`): TFMA's computations,
+derivations, thresholds and writers, the same files and blessing as TFX's
+Evaluator executor, without TFMA's per-example Python path. Anything that
+path does not compute (a multiclass label, a distributed runner) runs TFX's
+Evaluator executor unchanged. Either way the overall metrics are then
+written once more as JSON (`metrics.write_summary`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from tfx import types
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as tfx_evaluator_executor
-from tfx.types import standard_artifacts, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.components.util import examples_utils
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
-from components import contracts
-from components.evaluator import metrics
+from components import contracts, private_apis
+from components.evaluator import batched, metrics
 from components.evaluator.eval_config import EvalSpec, make_eval_config
 
 BASELINE_KEY = "baseline_model"
@@ -80,7 +89,13 @@ def _move_baseline_id(blessing: types.Artifact) -> None:
 
 
 class Executor(tfx_evaluator_executor.Executor):
-    """TFX's Evaluator executor with the thresholds and baseline resolved first."""
+    """TFX's Evaluator executor with the thresholds and baseline resolved first.
+
+    `_evaluate_batched` takes the steps of TFX's `Do` one by one (the config's
+    defaults, the models, the splits, the blessing) with the evaluation
+    itself done by `batched`; tests/test_batched_eval.py runs both on the
+    same models and data and compares every file and property.
+    """
 
     def Do(
         self,
@@ -95,8 +110,134 @@ class Executor(tfx_evaluator_executor.Executor):
         baseline = resolve_baseline(references[0]) if references else None
         if baseline is not None:
             inputs[BASELINE_KEY] = [baseline]
-        super().Do(inputs, output_dict, thresholds_to_eval_config(exec_properties))
+        properties = thresholds_to_eval_config(exec_properties)
+        if not self._evaluate_batched(inputs, output_dict, properties):
+            super().Do(inputs, output_dict, properties)
         for blessing in output_dict.get(standard_component_specs.BLESSING_KEY, []):
             _move_baseline_id(blessing)
         for evaluation in output_dict.get(standard_component_specs.EVALUATION_KEY, []):
             metrics.write_summary(evaluation.uri)
+
+    def _evaluate_batched(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> bool:
+        """TFX's Evaluator `Do`, the evaluation done by `batched`; False where that does not apply.
+
+        Nothing is written before `batched` has computed every slice, so a
+        False leaves the outputs as they were for TFX's `Do`.
+        """
+        import tensorflow_model_analysis as tfma
+
+        runner = private_apis.beam_runner(self._beam_pipeline_args or [])
+        if runner not in private_apis.IN_PROCESS_BEAM_RUNNERS:
+            logging.info("Evaluator: TFMA's own path, for the %s Beam runner", runner)
+            return False
+        examples = input_dict[standard_component_specs.EXAMPLES_KEY]
+        if any(
+            examples_utils.get_payload_format(e) != example_gen_pb2.FORMAT_TF_EXAMPLE
+            for e in examples
+        ):
+            logging.info("Evaluator: TFMA's own path, for examples that are not tf.Examples")
+            return False
+        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY)
+        eval_config = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.EVAL_CONFIG_KEY], tfma.EvalConfig()
+        )
+        # As TFX's Do: change thresholds are dropped when there is no baseline.
+        eval_config = tfma.utils.update_eval_config_with_defaults(
+            eval_config, has_baseline=bool(baseline), rubber_stamp=True
+        )
+        tfma.utils.verify_eval_config(eval_config)
+        run_validation = bool(
+            tfma.metrics.metric_thresholds_from_metrics_specs(
+                eval_config.metrics_specs, eval_config=eval_config
+            )
+        )
+        paths, shared_models = {}, []
+        for spec in eval_config.model_specs:
+            artifact = artifact_utils.get_single_instance(
+                baseline if spec.is_baseline else input_dict[standard_component_specs.MODEL_KEY]
+            )
+            paths[spec.name] = path_utils.serving_model_path(
+                artifact.uri, path_utils.is_old_model_artifact(artifact)
+            )
+            shared_models.append(
+                tfma.default_eval_shared_model(
+                    eval_saved_model_path=paths[spec.name],
+                    model_name=spec.name,
+                    eval_config=eval_config,
+                    add_metrics_callbacks=None,
+                )
+            )
+        shared = shared_models[0] if len(shared_models) == 1 else shared_models
+        # As TFMA's ExtractEvaluateAndWriteResults, which TFX's Do calls.
+        eval_config = private_apis.tfma_eval_config_for_models(eval_config, shared)
+        splits = json_utils.loads(
+            exec_properties.get(standard_component_specs.EXAMPLE_SPLITS_KEY, "null")
+        ) or [contracts.EVAL_SPLIT]
+        files = sorted(
+            path
+            for split in splits
+            for uri in artifact_utils.get_split_uris(examples, split)
+            for path in fileio.glob(io_utils.all_files_pattern(uri))
+        )
+        try:
+            results = batched.evaluate(batched.plan(eval_config), paths, files)
+        except batched.Unsupported as unsupported:
+            logging.info("Evaluator: TFMA's own path, for %s", unsupported)
+            return False
+        output_uri = artifact_utils.get_single_uri(
+            output_dict[standard_component_specs.EVALUATION_KEY]
+        )
+        with self._make_beam_pipeline() as pipeline:
+            batched.write(pipeline, results, eval_config, shared, output_uri)
+        logging.info("Evaluation complete (batched). Results written to %s.", output_uri)
+        if run_validation:
+            _bless(
+                input_dict, output_dict, exec_properties, tfma.load_validation_result(output_uri)
+            )
+        else:
+            logging.info("No threshold configured, will not validate model.")
+        return True
+
+
+def _bless(
+    input_dict: dict[str, list[types.Artifact]],
+    output_dict: dict[str, list[types.Artifact]],
+    exec_properties: dict[str, Any],
+    validation_result: Any,
+) -> None:
+    """The blessing artifact and file, as TFX's Evaluator `Do` writes them after TFMA."""
+    model = input_dict[standard_component_specs.MODEL_KEY]
+    blessing = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.BLESSING_KEY]
+    )
+    blessing.set_string_custom_property(
+        constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, artifact_utils.get_single_uri(model)
+    )
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model[0].id)
+    baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY)
+    if baseline:
+        blessing.set_string_custom_property(
+            constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline[0].uri
+        )
+        blessing.set_int_custom_property(
+            constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline[0].id
+        )
+    if "current_component_id" in exec_properties:
+        blessing.set_string_custom_property("component_id", exec_properties["current_component_id"])
+    blessed = validation_result.validation_ok
+    io_utils.write_string_file(
+        os.path.join(
+            blessing.uri,
+            constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME,
+        ),
+        "",
+    )
+    blessing.set_int_custom_property(
+        constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+        constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE,
+    )
