@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components import contracts, mlmd, private_apis
+from components import beam_setup, contracts, mlmd
 from pipeline.config import PipelineConfig
 from pipeline.definition import STATISTICS_GEN, make_example_gen
 from pipeline.runners.connection import local_connection_config
@@ -42,8 +42,7 @@ def infer_schema(config: PipelineConfig, output: str) -> str:
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     ).with_id(SCHEMA_GEN)
     connection = local_connection_config(config)
-    private_apis.skip_in_process_beam_package()
-    private_apis.reuse_beam_option_views()
+    beam_setup.prepare()
     tfx.orchestration.LocalDagRunner().run(
         tfx.dsl.Pipeline(
             pipeline_name=name,

@@ -10,6 +10,8 @@ import copy
 import inspect
 import pickle
 
+import pytest
+
 from components import private_apis
 
 
@@ -211,3 +213,55 @@ def test_tfma_computations_combiners_and_accumulators_are_read_as_the_batched_ev
     accumulator = private_apis.tfma_matrices_accumulator({0.5: (1.0, 2.0, 3.0, 4.0)})
     (output,) = counts.matrices.extract_output(accumulator).values()
     assert output[0.5].matrix == (1.0, 2.0, 3.0, 4.0) and output[0.5].tp_examples == []
+
+
+def test_beam_dofn_specs_are_answered_once_per_class_and_methods():
+    import apache_beam as beam
+    from apache_beam.transforms import userstate
+    from apache_beam.transforms.userstate import BagStateSpec, TimerSpec
+
+    bag = BagStateSpec("bag", beam.coders.VarIntCoder())
+    timer = TimerSpec("timer", beam.TimeDomain.WATERMARK)
+    state, timer_param = beam.DoFn.StateParam(bag), beam.DoFn.TimerParam(timer)
+
+    class Stateful(beam.DoFn):
+        def process(self, element, state=state):
+            yield element
+
+        @userstate.on_timer(timer)
+        def fire(self, t=timer_param):
+            yield 0
+
+    class Plain(beam.DoFn):
+        def process(self, element):
+            yield element
+
+    class Twice(beam.DoFn):
+        def process(self, element, a=state, b=state):
+            yield element
+
+    private_apis.cache_beam_dofn_specs()
+    private_apis.cache_beam_dofn_specs()  # idempotent: one wrapper, not two
+    cached = userstate.get_dofn_specs
+    uncached = cached.__wrapped__
+    assert not getattr(uncached, "cached", False)
+    answers = cached.answers
+    before = len(answers)
+    for fn in (Stateful(), Stateful(), Plain(), Plain()):
+        assert cached(fn) == uncached(fn)
+    assert len(answers) == before + 2  # one per class, not per instance
+    assert cached(Stateful()) == ({bag}, {timer})
+    assert cached(Plain()) == (set(), set())
+    assert userstate.is_stateful_dofn(Stateful()) and not userstate.is_stateful_dofn(Plain())
+    # A copy each time: a caller that changes its sets changes nothing cached.
+    cached(Stateful())[0].clear()
+    assert cached(Stateful())[0] == {bag}
+    # An instance's own method attribute is part of the key.
+    other = Plain()
+    other.extra = Stateful().process
+    assert cached(other)[0] == {bag}
+    assert cached(Plain())[0] == set()
+    # Errors are raised every time, never cached.
+    for _ in range(2):
+        with pytest.raises(ValueError, match="duplicate"):
+            cached(Twice())

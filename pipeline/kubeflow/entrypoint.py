@@ -25,7 +25,7 @@ from absl import app
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components import contracts, environment, private_apis, process, storage
+from components import beam_setup, contracts, environment, private_apis, process, storage
 from pipeline.report.component import HtmlPage
 
 
@@ -76,8 +76,7 @@ def main(parsed: tuple[argparse.Namespace, list[str]]) -> None:
     private_apis.kubeflow_v2_artifact_class(
         contracts.HTML_ARTIFACT_TYPE, f"{HtmlPage.__module__}.{HtmlPage.__qualname__}"
     )
-    private_apis.skip_in_process_beam_package()
-    private_apis.reuse_beam_option_views()
+    beam_setup.prepare()
     private_apis.run_kubeflow_v2_executor(args, beam_args)
 
 

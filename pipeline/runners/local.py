@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from tfx import v1 as tfx
 
-from components import mlmd, private_apis, storage
+from components import beam_setup, mlmd, storage
 from pipeline.config import PipelineConfig
 from pipeline.definition import create_pipeline
 from pipeline.progress import NodeResult, ProgressTracker
@@ -70,8 +70,7 @@ def run(
             shows the run as interrupted, and a rerun resumes from the cache.
     """
     storage.register_filesystems(config.data.root, config.run.pipeline_root, config.registry.uri)
-    private_apis.skip_in_process_beam_package()
-    private_apis.reuse_beam_option_views()
+    beam_setup.prepare()
     connection = local_connection_config(config)
     pipeline = create_pipeline(config, metadata_connection_config=connection)
     store = mlmd.open_store(connection)
