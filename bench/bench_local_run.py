@@ -105,6 +105,12 @@ def run_ours(workdir: Path, data_root: str) -> dict:
     """Our default run, with the example's split and eval steps."""
     from workspace import run_in
 
+    # Imported before the clock starts, as the example's modules are in
+    # run_example: both clocks time building and running the pipeline, not
+    # importing TensorFlow and TFX (the process wall time includes both).
+    import pipeline.config
+    import pipeline.runners.local  # noqa: F401
+
     started_at, started = time.time(), time.monotonic()
     config, summary, store = run_in(
         workdir,
@@ -145,6 +151,9 @@ def run_example(workdir: Path, data_root: str) -> dict:
     )
     name = "chicago_taxi_native_keras"
     metadata_path = str(workdir / "metadata.sqlite")
+    # The clock starts before the pipeline is built, as ours builds its own
+    # inside `local.run`.
+    started_at, started = time.time(), time.monotonic()
     pipeline = example._create_pipeline(
         pipeline_name=name,
         pipeline_root=str(workdir / "pipeline_root"),
@@ -156,7 +165,6 @@ def run_example(workdir: Path, data_root: str) -> dict:
     )
     store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path))
     tracker = ProgressTracker(store, name, lambda _: None)
-    started_at, started = time.time(), time.monotonic()
     with tracker.attached():
         BeamDagRunner().run(pipeline)  # the example's own runner (its __main__)
     wall = time.monotonic() - started

@@ -2,7 +2,9 @@
 
 Prepares the Chicago Taxi data once (15,000 trips from the tfx wheel) by
 running the local pipeline with a 10-step Trainer, then times the project's
-`run_fn` on that Transform output, in a fresh subprocess per measurement:
+`run_fn` on those examples (`--examples`: raw ones through the transform
+graph, the default, or the ones Transform wrote out), in a fresh subprocess
+per measurement:
 
 - one process (the device TensorFlow finds: CPU, or one GPU), with mixed
   precision off/on and XLA off/on;
@@ -14,7 +16,7 @@ which cancels start-up, tracing and export.
 
 Usage:
     python bench/bench_trainer.py [--workdir DIR] [--batch 128] [--workers 2]
-        [--short 200] [--long 5200] [--long-multi 1200]
+        [--short 200] [--long 5200] [--long-multi 1200] [--examples raw|transformed]
 
 Prints a Markdown table and writes bench/results/trainer-<time>.json.
 """
@@ -41,20 +43,34 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
 
-def prepare(workdir: Path) -> dict:
-    """Runs the pipeline through Transform; returns FnArgs fields for run_fn."""
+def prepare(workdir: Path, examples_kind: str) -> dict:
+    """Runs the pipeline through Transform; returns FnArgs fields for run_fn.
+
+    With `examples_kind` raw, training reads ExampleGen's examples through the
+    transform graph; with transformed, the examples Transform wrote out.
+    """
     from workspace import run_in
 
     from components import mlmd
+    from components.training.settings import TRANSFORMED
     from pipeline import definition
 
     _, _, store = run_in(
-        workdir, "trainer.train_steps=10", "trainer.eval_steps=1", "evaluator.min_value=0"
+        workdir,
+        "trainer.train_steps=10",
+        "trainer.eval_steps=1",
+        "evaluator.min_value=0",
+        f"trainer.examples={examples_kind}",
     )
     execution = mlmd.latest_execution(store, "taxi", definition.TRANSFORM)
     assert execution is not None
     outputs = mlmd.output_artifacts(store, execution.id)
-    examples = outputs["transformed_examples"][0].uri
+    if examples_kind == TRANSFORMED:
+        examples = outputs["transformed_examples"][0].uri
+    else:
+        gen = mlmd.latest_execution(store, "taxi", definition.EXAMPLE_GEN)
+        assert gen is not None
+        examples = mlmd.output_artifacts(store, gen.id)["examples"][0].uri
     return {
         "train_files": [os.path.join(examples, "Split-train", "*")],
         "eval_files": [os.path.join(examples, "Split-eval", "*")],
@@ -114,10 +130,17 @@ def main() -> int:
     parser.add_argument(
         "--long-multi", type=int, default=1200, help="steps of the long run, N workers"
     )
+    parser.add_argument(
+        "--examples",
+        choices=("raw", "transformed"),
+        default="raw",
+        help="what training reads (trainer.examples): raw through the transform graph, or "
+        "the examples Transform wrote out",
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-trainer-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    data = prepare(workdir)
+    data = prepare(workdir, args.examples)
     import tensorflow as tf
 
     from components.training.settings import TrainerSettings
@@ -135,7 +158,12 @@ def main() -> int:
     rows = []
     for workers, mixed, xla in settings:
         custom = trainer_custom_config(
-            TrainerSettings(batch_size=args.batch, mixed_precision=mixed, jit_compile=xla)
+            TrainerSettings(
+                batch_size=args.batch,
+                mixed_precision=mixed,
+                jit_compile=xla,
+                examples=args.examples,
+            )
         )
         long_steps = args.long if workers == 1 else args.long_multi
         short = measure(data, args.short, workers, custom, workdir)
@@ -145,6 +173,7 @@ def main() -> int:
         rows.append(
             {
                 "device": device,
+                "examples": args.examples,
                 "workers": workers,
                 "mixed_precision": mixed,
                 "jit_compile": xla,

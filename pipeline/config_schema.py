@@ -36,6 +36,7 @@ _CHOICES: dict[tuple[type, str], tuple[str, ...]] = {
     (config_lib.MetadataConfig, "kind"): config_lib.METADATA_KINDS,
     (config_lib.SkewConfig, "numeric_histogram"): config_lib.SKEW_HISTOGRAMS,
     (settings.TrainerSettings, "launcher"): settings.LAUNCHERS,
+    (settings.TrainerSettings, "examples"): settings.TRAINER_EXAMPLES,
     (workload.LabelSpec, "task"): workload.TASKS,
     (workload.FeatureSpec, "kind"): workload.KINDS,
     (workload.FeatureSpec, "encoding"): ("", *workload.TEXT_ENCODINGS),

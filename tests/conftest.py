@@ -236,6 +236,16 @@ def to_tf_example(row: dict[str, str], schema, columns=None) -> bytes:  # type: 
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
+def write_raw_examples(rows: list[dict[str, str]], path: str) -> None:
+    """Writes CSV rows as GZIP TFRecords of tf.Examples, like ExampleGen (all schema columns)."""
+    import tensorflow as tf
+
+    schema = load_schema()
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in rows:
+            writer.write(to_tf_example(row, schema))
+
+
 def write_transformed_examples(rows: list[dict], path: str) -> None:
     """Writes transformed instances as GZIP TFRecords of tf.Examples, like Transform."""
     import numpy as np
@@ -259,8 +269,8 @@ def write_transformed_examples(rows: list[dict], path: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed) -> str:  # type: ignore[no-untyped-def]
-    """Runs the real run_fn for a few steps on the tiny transformed data.
+def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed, taxi_rows) -> str:  # type: ignore[no-untyped-def]
+    """Runs the real run_fn for a few steps on the tiny raw data, through the transform graph.
 
     Returns:
         The exported serving model dir.
@@ -271,10 +281,10 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed) -> str:
     from components.training.run import run_fn
     from components.training.settings import TrainerSettings
 
-    transform_dir, rows = transformed
+    transform_dir, _ = transformed
     work = tmp_path_factory.mktemp("trainer")
-    data = str(work / "transformed-00000-of-00001.gz")
-    write_transformed_examples(rows, data)
+    data = str(work / "data-00000-of-00001.gz")
+    write_raw_examples(taxi_rows, data)
     serving_dir = str(work / "serving")
     run_fn(
         tfx.components.FnArgs(

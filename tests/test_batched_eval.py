@@ -260,14 +260,16 @@ def test_example_weights_are_left_to_tfma() -> None:
 
 
 @pytest.fixture(scope="module")
-def eval_inputs(tmp_path_factory: pytest.TempPathFactory, trained_model: str, transformed):
+def eval_inputs(
+    tmp_path_factory: pytest.TempPathFactory, trained_model: str, transformed, taxi_rows
+):
     """Raw eval tf.Examples (real taxi rows) and two real models: candidate and baseline."""
     from tfx import v1 as tfx
 
     from components.training.custom_config import trainer_custom_config
     from components.training.run import run_fn
     from components.training.settings import TrainerSettings
-    from tests.conftest import write_transformed_examples
+    from tests.conftest import write_raw_examples
 
     root = tmp_path_factory.mktemp("batched_eval")
     schema = load_schema()
@@ -280,9 +282,9 @@ def eval_inputs(tmp_path_factory: pytest.TempPathFactory, trained_model: str, tr
     shutil.copytree(trained_model, candidate / "Format-Serving")
 
     # A second, different model: 5 steps of a smaller network.
-    transform_dir, rows = transformed
-    data = str(root / "transformed.gz")
-    write_transformed_examples(rows, data)
+    transform_dir, _ = transformed
+    data = str(root / "data.gz")
+    write_raw_examples(taxi_rows, data)
     baseline = root / "models" / "baseline"
     run_fn(
         tfx.components.FnArgs(

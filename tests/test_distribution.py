@@ -18,7 +18,7 @@ from components.errors import ConfigError
 from components.model_package import ModelContext
 from components.training import worker
 from components.training.cluster import ClusterConfigError, parse_tf_config, worker_cluster
-from components.training.data import make_dataset
+from components.training.data import decoder, make_dataset, parse_transformed
 from components.training.local_workers import LocalWorkers, WorkerExit, gpu_assignment
 from components.training.settings import TrainerSettings
 from components.training.strategy import Accelerator, plan_strategy
@@ -26,7 +26,7 @@ from components.training.strategy import Kind as StrategyKind
 from components.training.workers import WorkerFailedError, error_line, terminate_raises
 from components.workload import FeatureSpec, LabelSpec, Workload
 from models.declarative.model import build_model
-from tests.conftest import fn_args_under, write_transformed_examples
+from tests.conftest import fn_args_under, write_raw_examples, write_transformed_examples
 
 TWO = json.dumps(
     {"cluster": {"worker": ["w0:2222", "w1:2222"]}, "task": {"type": "worker", "index": 1}}
@@ -169,7 +169,9 @@ def _ids(dataset: tf.data.Dataset, batches: int) -> list[int]:
 
 def test_scalars_become_columns_and_vectors_keep_their_width(tmp_path):
     write_transformed_examples(_rows(4), str(tmp_path / "part-0.gz"))
-    features, label = next(iter(make_dataset([str(tmp_path / "*.gz")], SPEC, 4, shuffle=False)))
+    features, label = next(
+        iter(make_dataset([str(tmp_path / "*.gz")], parse_transformed(SPEC), 4, shuffle=False))
+    )
     assert features["id_xf"].shape == (4, 1) and features["tokens_xf"].shape == (4, 3)
     assert label.shape == (4, 1)
 
@@ -186,7 +188,13 @@ def test_shards_partition_the_data(tmp_path, files):
     seen = []
     for index in range(2):
         dataset = make_dataset(
-            pattern, SPEC, 4, shuffle=True, seed=7, num_shards=2, shard_index=index
+            pattern,
+            parse_transformed(SPEC),
+            4,
+            shuffle=True,
+            seed=7,
+            num_shards=2,
+            shard_index=index,
         )
         assert (
             dataset.options().experimental_distribute.auto_shard_policy
@@ -197,9 +205,43 @@ def test_shards_partition_the_data(tmp_path, files):
     assert sorted(seen[0] + seen[1]) == list(range(40))
 
 
+def test_raw_examples_through_the_transform_graph_match_the_transformed_ones(
+    tmp_path, transformed, taxi_rows
+):
+    # trainer.examples: raw against transformed, on the same 64 rows: the
+    # transform graph run on each batch gives what Transform wrote out.
+    import tensorflow_transform as tft
+
+    transform_dir, rows = transformed
+    tft_output = tft.TFTransformOutput(transform_dir)
+    write_raw_examples(taxi_rows[:64], str(tmp_path / "raw.gz"))
+    write_transformed_examples(rows[:64], str(tmp_path / "transformed.gz"))
+    batches = {
+        kind: next(
+            iter(make_dataset([str(tmp_path / f"{kind}.gz")], decoder(tft_output, kind), 64, False))
+        )
+        for kind in ("raw", "transformed")
+    }
+    (raw_features, raw_label), (features, label) = batches["raw"], batches["transformed"]
+    assert raw_features.keys() == features.keys() and len(features) > 10
+    for name, values in features.items():
+        assert raw_features[name].dtype == values.dtype, name
+        assert raw_features[name].shape == values.shape, name
+        np.testing.assert_allclose(raw_features[name].numpy(), values.numpy(), rtol=1e-6)
+    assert raw_label.numpy().tolist() == label.numpy().tolist()
+    assert 0 < label.numpy().sum() < 64
+
+
+def test_an_unknown_trainer_examples_kind_is_named(transformed):
+    import tensorflow_transform as tft
+
+    with pytest.raises(ValueError, match=r"trainer\.examples must be raw or transformed"):
+        decoder(tft.TFTransformOutput(transformed[0]), "parquet")
+
+
 def test_shard_index_out_of_range(tmp_path):
     with pytest.raises(ValueError, match="shard_index 2 out of range for 2"):
-        make_dataset(["x"], SPEC, 4, shuffle=False, num_shards=2, shard_index=2)
+        make_dataset(["x"], parse_transformed(SPEC), 4, shuffle=False, num_shards=2, shard_index=2)
 
 
 # -- mixed precision and XLA ------------------------------------------------------------

@@ -319,7 +319,9 @@ def test_lineage_model_names_the_exact_inputs_the_pushed_model_was_trained_on(fi
     transform_inputs = _inputs_by_key(store, _producer(store, trainer_inputs["transform_graph"]))
     assert lineage["model"]["id"] == model_id
     assert lineage["trainer"]["id"] == trainer
-    assert lineage["transformed_examples"]["id"] == trainer_inputs["examples"]
+    # trainer.examples: raw, so the Trainer read the examples Transform analyzed.
+    assert lineage["trained_on"] == "examples" and "transformed_examples" not in lineage
+    assert trainer_inputs["examples"] == transform_inputs["examples"]
     assert lineage["transform_graph"]["id"] == trainer_inputs["transform_graph"]
     assert lineage["examples"]["id"] == transform_inputs["examples"]
     (raw,) = store.get_artifacts_by_id([transform_inputs["examples"]])

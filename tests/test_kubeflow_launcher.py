@@ -121,7 +121,8 @@ def test_inputs_arrive_as_the_launcher_sends_them(first_run):
     inputs = first_run.tasks[definition.TRAINER].executor_input["inputs"]["artifacts"]
     examples = inputs["examples"]["artifacts"][0]
     assert examples["type"] == {"instanceSchema": ""}
-    produced = first_run.tasks[definition.TRANSFORM].outputs["transformed_examples"]
+    # trainer.examples: raw: the Trainer reads ExampleGen's examples.
+    produced = first_run.tasks[definition.EXAMPLE_GEN].outputs["examples"]
     assert examples["name"] == str(produced.id)
     assert sorted(json.loads(examples["metadata"]["split_names"])) == ["eval", "train"]
 

@@ -106,6 +106,7 @@ def test_model_lineage_walks_back_to_the_exact_inputs(written):
     assert result["trainer"]["workers"] == 2
     assert result["trainer"]["parameters"]["train_steps"] == 100
     assert result["transformed_examples"]["id"] == ids["run-1-transformed"]
+    assert result["trained_on"] == "transformed_examples"
     assert result["transform_graph"]["id"] == ids["run-1-graph"]
     assert result["transform"]["node"] == "transform"
     assert result["examples"]["id"] == ids["examples"]
@@ -118,6 +119,48 @@ def test_model_lineage_walks_back_to_the_exact_inputs(written):
     assert "workers 2 (local)" in tree
     mermaid = render.model_mermaid(result)
     assert mermaid.startswith("flowchart LR") and "-->" in mermaid
+
+
+@pytest.fixture(params=sorted(NAMINGS))
+def written_raw(request, tmp_path):
+    """A run with trainer.examples: raw: Transform only analyzes, the Trainer reads ExampleGen's."""
+    writer = StoreWriter(tmp_path / "mlmd.sqlite", request.param)
+    ids = {"examples": writer.artifact("Examples", "/root/example_gen/1", span=0)}
+    ids["schema"] = writer.artifact("Schema", "/root/schema/2")
+    writer.execution("example_gen", "run-1", {}, {"examples": ids["examples"]}, input_base="/data")
+    ids["graph"] = writer.artifact("TransformGraph", "/root/run-1/transform_graph")
+    writer.execution(
+        "transform",
+        "run-1",
+        {"examples": ids["examples"], "schema": ids["schema"]},
+        {"transform_graph": ids["graph"]},
+    )
+    ids["model"] = writer.artifact("Model", "/root/run-1/model")
+    writer.execution(
+        "trainer",
+        "run-1",
+        {"examples": ids["examples"], "transform_graph": ids["graph"], "schema": ids["schema"]},
+        {"model": ids["model"]},
+        train_steps=100,
+    )
+    return Lineage(MetadataGraph(writer.store)), writer.store, ids
+
+
+def test_a_model_trained_on_raw_examples_through_the_transform_graph(written_raw):
+    lineage, store, ids = written_raw
+    result = lineage.model(store.get_artifacts_by_id([ids["model"]])[0])
+    assert result["trained_on"] == "examples" and "transformed_examples" not in result
+    assert result["examples"]["id"] == ids["examples"]
+    assert result["examples"]["example_gen"]["input_base"] == "/data"
+    assert result["examples"]["role"] == "examples the model was trained on, transformed as read"
+    assert result["transform_graph"]["id"] == ids["graph"]
+    tree = render.model_tree(result)
+    assert "read by the trainer through the transform graph" in tree
+    assert "(transformed)" not in tree
+    edges = render._graph_edges(result)
+    trainer = f"trainer #{result['trainer']['id']}"
+    assert (f"Examples {ids['examples']}", trainer) in edges
+    assert (f"TransformGraph {ids['graph']}", trainer) in edges
 
 
 def test_examples_lineage_finds_both_runs_models(written):

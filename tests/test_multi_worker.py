@@ -33,7 +33,7 @@ from tests.conftest import (
     read_csv_rows,
     taxi_config,
     write_csv,
-    write_transformed_examples,
+    write_raw_examples,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -160,10 +160,11 @@ def test_artifacts_are_those_of_a_single_worker_run(two_workers, one_worker):
 # -- fault tolerance, with the launcher on tiny data -------------------------------------
 
 
-def _fn_args(tmp_path: Path, transformed, steps: int) -> tfx.components.FnArgs:
-    transform_dir, rows = transformed
-    data = str(tmp_path / "transformed-00000-of-00001.gz")
-    write_transformed_examples(rows, data)
+def _fn_args(tmp_path: Path, transformed, rows, steps: int) -> tfx.components.FnArgs:
+    """Raw examples of `rows`, read through the transform graph (trainer.examples: raw)."""
+    transform_dir, _ = transformed
+    data = str(tmp_path / "data-00000-of-00001.gz")
+    write_raw_examples(rows, data)
     return tfx.components.FnArgs(
         train_files=[data],
         eval_files=[data],
@@ -178,11 +179,11 @@ def _fn_args(tmp_path: Path, transformed, steps: int) -> tfx.components.FnArgs:
     )
 
 
-def test_a_killed_worker_restarts_and_resumes_from_its_checkpoint(tmp_path, transformed):
+def test_a_killed_worker_restarts_and_resumes_from_its_checkpoint(tmp_path, transformed, taxi_rows):
     # 10 epochs of 20 steps; a checkpoint is written after each epoch, and the
     # nine epochs left after the first one outlast the kill by seconds.
     epoch_steps = 20
-    fn_args = _fn_args(tmp_path, transformed, steps=10 * epoch_steps)
+    fn_args = _fn_args(tmp_path, transformed, taxi_rows, steps=10 * epoch_steps)
     lines: list[str] = []
     workers = LocalWorkers(workers=2, max_restarts=1, log=lines.append)
     errors: list[BaseException] = []
@@ -220,8 +221,10 @@ def test_a_killed_worker_restarts_and_resumes_from_its_checkpoint(tmp_path, tran
     assert not glob.glob(os.path.join(backup_dir(fn_args.model_run_dir), "*", "*"))
 
 
-def test_with_restarts_exhausted_the_trainer_fails_with_the_workers_error(tmp_path, transformed):
-    fn_args = _fn_args(tmp_path, transformed, steps=10)
+def test_with_restarts_exhausted_the_trainer_fails_with_the_workers_error(
+    tmp_path, transformed, taxi_rows
+):
+    fn_args = _fn_args(tmp_path, transformed, taxi_rows, steps=10)
     fn_args.train_files = [str(tmp_path / "missing" / "*.gz")]
     lines: list[str] = []
     workers = LocalWorkers(workers=2, max_restarts=1, log=lines.append)
@@ -230,7 +233,7 @@ def test_with_restarts_exhausted_the_trainer_fails_with_the_workers_error(tmp_pa
     message = str(e.value)
     assert re.search(r"worker [01] exited with code 1 on attempt 2 of 2", message), message
     assert "trainer.max_restarts=1" in message
-    assert "ValueError: no transformed example files match" in message
+    assert "ValueError: no example files match" in message
     assert workers.attempt == 2
     assert not os.path.exists(fn_args.serving_model_dir)
 

@@ -1,13 +1,23 @@
-"""tf.data input pipeline over the Transform component's transformed TFRecords."""
+"""tf.data input pipeline: examples in, transformed features and the label out, a batch at a time.
+
+What the examples are is `trainer.examples` (components/training/settings.py):
+ExampleGen's raw examples, put through the transform graph as they are read
+(`transform_raw`), or the examples Transform wrote out transformed
+(`parse_transformed`). `decoder` picks one; `make_dataset` does the rest.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from components.contracts import LABEL_KEY
+from components.training.settings import RAW, TRANSFORMED
+
+# A batch of serialized tf.Examples -> the transformed features, label included.
+Decode = Callable[[tf.Tensor], dict[str, tf.Tensor]]
 
 
 def as_model_input(x: tf.Tensor) -> tf.Tensor:
@@ -18,24 +28,72 @@ def as_model_input(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, [-1, 1]) if x.shape.rank == 1 else x
 
 
+def _check_label(transformed_spec: Mapping[str, Any]) -> None:
+    if LABEL_KEY not in transformed_spec:
+        raise ValueError(
+            f"the transformed feature spec has no label {LABEL_KEY!r} (preprocessing_fn must "
+            f"output it): {sorted(transformed_spec)}"
+        )
+
+
+def parse_transformed(feature_spec: Mapping[str, Any]) -> Decode:
+    """Decodes examples Transform wrote out, by their transformed feature spec.
+
+    Raises:
+        ValueError: The spec has no label.
+    """
+    _check_label(feature_spec)
+    spec = dict(feature_spec)
+    return lambda serialized: tf.io.parse_example(serialized, spec)
+
+
+def transform_raw(tft_output: Any) -> Decode:
+    """Decodes raw examples by the raw schema and runs the transform graph on them.
+
+    The graph is the one the serving signatures carry, loaded once here and
+    shared by every dataset this decoder feeds.
+
+    Raises:
+        ValueError: The transform outputs no label.
+    """
+    _check_label(tft_output.transformed_feature_spec())
+    spec = tft_output.raw_feature_spec()
+    layer = tft_output.transform_features_layer()
+    return lambda serialized: layer(tf.io.parse_example(serialized, spec))
+
+
+def decoder(tft_output: Any, examples: str) -> Decode:
+    """The decoder for `trainer.examples`: `raw` or `transformed`.
+
+    Raises:
+        ValueError: Another value, or a transform without a label.
+    """
+    if examples == RAW:
+        return transform_raw(tft_output)
+    if examples == TRANSFORMED:
+        return parse_transformed(tft_output.transformed_feature_spec())
+    raise ValueError(f"trainer.examples must be {RAW} or {TRANSFORMED}, got {examples!r}")
+
+
 def make_dataset(
     file_patterns: Sequence[str],
-    feature_spec: Mapping[str, Any],
+    decode: Decode,
     batch_size: int,
     shuffle: bool,
     seed: int | None = None,
     num_shards: int = 1,
     shard_index: int = 0,
 ) -> tf.data.Dataset:
-    """Reads transformed examples as an endless stream of (features, label) batches.
+    """Reads examples as an endless stream of (transformed features, label) batches.
 
-    Files are read in parallel (interleave), decoded per batch (parse after
-    batching is much cheaper than per record) and prefetched.
+    Files are read in parallel (interleave), decoded per batch (parsing and
+    transforming after batching is much cheaper than per record) and
+    prefetched.
 
     Args:
         file_patterns: Glob patterns of GZIP TFRecord files of tf.Examples.
-        feature_spec: Transformed feature spec, e.g.
-            `TFTransformOutput.transformed_feature_spec()`; must hold the label.
+        decode: From `decoder`: a batch of serialized examples to the
+            transformed features, label included.
         batch_size: Examples per batch.
         shuffle: Shuffle files and records (training) or keep order (eval).
         seed: Shuffle seed, for reproducible tests; with several shards,
@@ -50,24 +108,17 @@ def make_dataset(
         label [batch, 1]).
 
     Raises:
-        ValueError: No file matches the patterns, the spec has no label, or
-            the shard index is out of range.
+        ValueError: No file matches the patterns, or the shard index is out
+            of range.
     """
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index {shard_index} out of range for {num_shards} shard(s)")
-    if LABEL_KEY not in feature_spec:
-        raise ValueError(
-            f"the transformed feature spec has no label {LABEL_KEY!r} (preprocessing_fn must "
-            f"output it): {sorted(feature_spec)}"
-        )
     files = [path for pattern in file_patterns for path in tf.io.gfile.glob(pattern)]
     if not files:
-        raise ValueError(f"no transformed example files match {list(file_patterns)}")
-
-    spec = dict(feature_spec)
+        raise ValueError(f"no example files match {list(file_patterns)}")
 
     def parse(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        parsed = tf.io.parse_example(serialized, spec)
+        parsed = dict(decode(serialized))
         label = tf.reshape(parsed.pop(LABEL_KEY), [-1, 1])
         return {k: as_model_input(v) for k, v in parsed.items()}, label
 

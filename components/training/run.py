@@ -17,6 +17,7 @@ from tfx import v1 as tfx
 from components import model_package
 from components.private_apis import skip_tf_keras
 from components.training.custom_config import settings_of
+from components.training.data import decoder
 from components.training.session import TrainingSession
 from components.training.signatures import class_names, make_serving_signatures
 from components.workload import MULTICLASS
@@ -74,7 +75,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     worker count.
 
     Args:
-        fn_args: Supplied by the TFX Trainer: transformed train/eval files,
+        fn_args: Supplied by the TFX Trainer: train/eval files (raw or
+            transformed, as `trainer.examples` says),
             the transform graph, step counts, output dirs, and custom_config
             with the workload and the trainer settings.
     """
@@ -84,7 +86,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     package = model_package.load(workload.package)
     session = TrainingSession(settings, fn_args.model_run_dir)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    spec = tft_output.transformed_feature_spec()
+    decode = decoder(tft_output, settings.examples)
     schedule = Schedule.for_steps(settings.train_steps)
     with session.active():
         with session.strategy.scope():
@@ -99,10 +101,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                 )
             )
         model.fit(
-            session.dataset(fn_args.train_files, spec, shuffle=True),
+            session.dataset(fn_args.train_files, decode, shuffle=True),
             epochs=schedule.epochs,
             steps_per_epoch=schedule.steps_per_epoch,
-            validation_data=session.dataset(fn_args.eval_files, spec, shuffle=False),
+            validation_data=session.dataset(fn_args.eval_files, decode, shuffle=False),
             validation_steps=settings.eval_steps,
             validation_freq=[schedule.epochs],  # once, after the last epoch
             callbacks=session.callbacks(_LogProgress()),

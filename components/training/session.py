@@ -22,7 +22,7 @@ from typing import Any
 import tensorflow as tf
 
 from components.training.cluster import TF_CONFIG, parse_tf_config
-from components.training.data import make_dataset
+from components.training.data import Decode, make_dataset
 from components.training.settings import TrainerSettings
 from components.training.strategy import make_strategy, plan_strategy, visible_gpus
 
@@ -71,13 +71,13 @@ class TrainingSession:
     def global_batch(self) -> int:
         return self.settings.batch_size * self.strategy.num_replicas_in_sync
 
-    def dataset(self, files: Sequence[str], spec: dict[str, Any], shuffle: bool) -> Any:
-        """The transformed examples of `files`, sharded per input pipeline (worker)."""
+    def dataset(self, files: Sequence[str], decode: Decode, shuffle: bool) -> Any:
+        """The examples of `files`, decoded and transformed, sharded per input pipeline."""
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return make_dataset(
                 files,
-                spec,
+                decode,
                 context.get_per_replica_batch_size(self.global_batch),
                 shuffle=shuffle,
                 seed=self.settings.seed,

@@ -29,6 +29,10 @@ LOCAL = "local"
 INDEXED_JOB = "indexed_job"
 TFJOB = "tfjob"
 LAUNCHERS = (LOCAL, INDEXED_JOB, TFJOB)
+# What the Trainer reads (`trainer.examples`).
+RAW = "raw"
+TRANSFORMED = "transformed"
+TRAINER_EXAMPLES = (RAW, TRANSFORMED)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,13 @@ class TrainerSettings:
         tpu: TPU for TPUStrategy (TPUClusterResolver name; `local` on a TPU
             VM or a GKE TPU node); empty for none.
         kubernetes: Worker pods of the Kubernetes launchers.
+        examples: What training reads. `raw`: ExampleGen's examples, put
+            through the transform graph a batch at a time as they are read
+            (Transform then only analyzes the data). `transformed`: the
+            examples Transform writes out once (a pass over all the data and
+            a copy of it, which pays off when training reads the data many
+            times over, e.g. many epochs on an accelerator that the
+            transform on the CPU cannot keep fed).
     """
 
     train_steps: int = 1000
@@ -142,6 +153,7 @@ class TrainerSettings:
     jit_compile: bool = False
     tpu: str = ""
     kubernetes: KubernetesWorkers = field(default_factory=KubernetesWorkers)
+    examples: str = RAW
 
     def validate(self) -> None:
         for name in ("train_steps", "eval_steps", "batch_size", "embedding_dim", "workers"):
@@ -150,6 +162,11 @@ class TrainerSettings:
         if self.launcher not in LAUNCHERS:
             raise ConfigError(
                 f"trainer.launcher must be one of {', '.join(LAUNCHERS)}, got {self.launcher!r}"
+            )
+        if self.examples not in TRAINER_EXAMPLES:
+            raise ConfigError(
+                f"trainer.examples must be one of {', '.join(TRAINER_EXAMPLES)}, "
+                f"got {self.examples!r}"
             )
         if self.max_restarts < 0:
             raise ConfigError(f"trainer.max_restarts must be >= 0, got {self.max_restarts}")

@@ -19,6 +19,10 @@ from components.mlmd import Artifact, Execution
 from components.split_protos import ANOMALIES_FILE, STATISTICS_FILE, read_split_protos
 from pipeline.lineage.graph import LineageError, MetadataGraph
 
+# In a model's lineage: the key ("examples" or "transformed_examples") of the
+# examples its Trainer read.
+TRAINED_ON = "trained_on"
+
 
 def _version(pushed: Artifact) -> int | None:
     """The registry version of a push (written as a string, read back either way)."""
@@ -195,17 +199,27 @@ class Lineage:
                 "launcher": launch.get("launcher", "local"),
             },
         }
-        for key in (contracts.EXAMPLES, contracts.TRANSFORM_GRAPH, contracts.SCHEMA):
+        for key in (contracts.TRANSFORM_GRAPH, contracts.SCHEMA):
             for artifact in inputs.get(key, [])[:1]:
-                entry = g.describe_artifact(artifact)
-                if key == contracts.EXAMPLES:
-                    entry["role"] = "transformed examples the model was trained on"
-                result["transformed_examples" if key == contracts.EXAMPLES else key] = entry
+                result[key] = g.describe_artifact(artifact)
+        trained_on = inputs.get(contracts.EXAMPLES, [])[:1]
         graph_inputs = inputs.get(contracts.TRANSFORM_GRAPH, [])
         transform = g.producer(graph_inputs[0].id) if graph_inputs else None
+        raw = []
         if transform is not None:
             result["transform"] = g.describe_execution(transform)
-            raw = g.io(transform.id, "input").get(contracts.EXAMPLES, [])
+            raw = g.io(transform.id, "input").get(contracts.EXAMPLES, [])[:1]
+        if trained_on and raw and trained_on[0].id == raw[0].id:
+            # trainer.examples: raw, the Trainer ran the transform graph as it read them.
+            result["examples"] = self._examples(raw[0], run)
+            result["examples"]["role"] = "examples the model was trained on, transformed as read"
+            result[TRAINED_ON] = "examples"
+        else:
+            if trained_on:
+                entry = g.describe_artifact(trained_on[0])
+                entry["role"] = "transformed examples the model was trained on"
+                result["transformed_examples"] = entry
+                result[TRAINED_ON] = "transformed_examples"
             if raw:
                 result["examples"] = self._examples(raw[0], run)
         return result

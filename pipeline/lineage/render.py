@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from pipeline.lineage.queries import TRAINED_ON
+
 # The headline metrics by task, in order; whichever the evaluation has.
 _HEADLINE = ("auc", "binary_accuracy", "accuracy")
 
@@ -61,7 +63,10 @@ def model_tree(lineage: dict[str, Any]) -> str:
     if "schema" in lineage:
         children.append([_artifact(lineage["schema"])])
     if "examples" in lineage:
-        children.append(_examples_node(lineage["examples"]))
+        node = _examples_node(lineage["examples"])
+        if lineage.get(TRAINED_ON) == "examples":
+            node[0] += ", read by the trainer through the transform graph"
+        children.append(node)
     for i, node in enumerate(children):
         last = i == len(children) - 1
         lines.append(f"      {'└─' if last else '├─'} {node[0]}")
@@ -154,6 +159,8 @@ def _graph_edges(lineage: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("transformed_examples", "transform_graph", "schema"):
         if key in lineage:
             edges.append((a(lineage[key]), e(lineage["trainer"])))
+    if lineage.get(TRAINED_ON) == "examples" and examples:
+        edges.append((a(examples), e(lineage["trainer"])))
     edges.append((e(lineage["trainer"]), a(lineage["model"])))
     blessing = lineage.get("blessing")
     if blessing:
