@@ -22,6 +22,7 @@ installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5).
 | `skip_in_process_beam_package` | TFX   | `dependency_utils.make_beam_dependency_flags` (patched) |
 | `reuse_beam_option_views`  | Beam       | `PipelineOptions.view_as` (patched), `_all_options` |
 | `cache_beam_dofn_specs`    | Beam       | `userstate.get_dofn_specs` (patched)           |
+| `tfx_example_partition`    | TFX        | `base_example_gen_executor._PartitionFn`       |
 | `tfma_separate_computations` | TFMA     | `_filter_and_separate_computations` (evaluator) |
 | `tfma_eval_config_for_models` | TFMA    | `model_eval_lib._update_eval_config_with_defaults` |
 | `tfma_example_count_settings` | TFMA    | `_ExampleCountCombiner` and its attributes     |
@@ -330,6 +331,24 @@ def cache_beam_dofn_specs() -> None:
     get_dofn_specs.answers = answers  # type: ignore[attr-defined]
     get_dofn_specs.__wrapped__ = compute  # type: ignore[attr-defined]
     userstate.get_dofn_specs = get_dofn_specs
+
+
+def tfx_example_partition() -> Any:
+    """TFX's ExampleGen partition function: which output split a record goes to.
+
+    Our ExampleGen executor writes the splits itself on in-process runners
+    and must put every record where TFX's `GenerateExamplesByBeam` would:
+    `_PartitionFn(record, num_partitions, buckets, split_config)` hashes the
+    record's bytes (or its partition feature) into the cumulative hash
+    buckets.
+
+    On a TFX upgrade check `_PartitionFn` and `_GeneratePartitionKey` in
+    `tfx/components/example_gen/base_example_gen_executor.py`, and that
+    `GenerateExamplesByBeam` still splits with it.
+    """
+    from tfx.components.example_gen import base_example_gen_executor
+
+    return base_example_gen_executor._PartitionFn
 
 
 def beam_runner(beam_pipeline_args: list[str]) -> str:

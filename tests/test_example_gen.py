@@ -7,6 +7,7 @@ throughout: every check runs both on the same cells or files.
 from __future__ import annotations
 
 import glob
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -155,23 +156,33 @@ EDGE_CSV = (
 EDGE_CSV_CRLF = "i,f,s,empty,hex,py,big,q\r\n7,-0.5,é,,8,9,2,plain\r\n8,,,,,,,\r\n"
 
 
-def _run(executor_class: type, input_base: Path, out: Path, beam_args: list[str] | None = None):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(out)
-    split = example_gen_pb2.SplitConfig(
+HASHED = example_gen_pb2.Input(
+    splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*.csv")]
+)
+HASHED_OUTPUT = example_gen_pb2.Output(
+    split_config=example_gen_pb2.SplitConfig(
         splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
         ]
     )
+)
+
+
+def _run(
+    executor_class: type,
+    input_base: Path,
+    out: Path,
+    beam_args: list[str] | None = None,
+    input_config: example_gen_pb2.Input = HASHED,
+    output_config: example_gen_pb2.Output = HASHED_OUTPUT,
+):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(out)
     properties: dict[str, Any] = {
         "input_base": str(input_base),
-        "input_config": proto_utils.proto_to_json(
-            example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*.csv")]
-            )
-        ),
-        "output_config": proto_utils.proto_to_json(example_gen_pb2.Output(split_config=split)),
+        "input_config": proto_utils.proto_to_json(input_config),
+        "output_config": proto_utils.proto_to_json(output_config),
         "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
         "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
     }
@@ -189,16 +200,16 @@ def _records(examples: standard_artifacts.Examples, split: str) -> list[bytes]:
     ]
 
 
-def _assert_same_output(input_base: Path, tmp_path: Path) -> int:
-    theirs = _run(tfx_csv_executor.Executor, input_base, tmp_path / "tfx")
-    ours = _run(executor.Executor, input_base, tmp_path / "ours")
+def _assert_same_output(input_base: Path, tmp_path: Path, **configs: Any) -> int:
+    theirs = _run(tfx_csv_executor.Executor, input_base, tmp_path / "tfx", **configs)
+    ours = _run(executor.Executor, input_base, tmp_path / "ours", **configs)
     assert ours.split_names == theirs.split_names
     assert ours.get_custom_property("payload_format") == theirs.get_custom_property(
         "payload_format"
     )
     assert ours.get_custom_property("file_format") == theirs.get_custom_property("file_format")
     total = 0
-    for split in ("train", "eval"):
+    for split in json.loads(ours.split_names):
         assert os.listdir(os.path.join(ours.uri, f"Split-{split}")) == os.listdir(
             os.path.join(theirs.uri, f"Split-{split}")
         )
@@ -224,6 +235,38 @@ def test_executor_writes_csv_example_gens_splits_for_taxi(tmp_path: Path) -> Non
     (data / "first.csv").write_text("".join(lines[:2001]))
     (data / "second.csv").write_text("".join(lines[:1] + lines[2001:4001]))
     assert _assert_same_output(data, tmp_path) == 4000
+
+
+def test_input_splits_become_output_splits_as_tfxs(tmp_path: Path) -> None:
+    # No output split config: each input split's files are one output split.
+    data = tmp_path / "data"
+    (data / "tr").mkdir(parents=True)
+    (data / "ev").mkdir()
+    lines = TAXI_CSV.read_text().splitlines(keepends=True)
+    (data / "tr" / "a.csv").write_text("".join(lines[:301]))
+    (data / "ev" / "b.csv").write_text("".join(lines[:1] + lines[301:401]))
+    by_folder = example_gen_pb2.Input(
+        splits=[
+            example_gen_pb2.Input.Split(name="train", pattern="tr/*.csv"),
+            example_gen_pb2.Input.Split(name="eval", pattern="ev/*.csv"),
+        ]
+    )
+    total = _assert_same_output(
+        data, tmp_path, input_config=by_folder, output_config=example_gen_pb2.Output()
+    )
+    assert total == 400
+
+
+def test_a_failed_read_leaves_no_split_file_that_looks_finished(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = TAXI_CSV.read_text().splitlines(keepends=True)
+    (data / "a.csv").write_text("".join(lines[:101]))
+    (data / "b.csv").write_text(lines[0] + "1,2\n")  # a short row, read second
+    with pytest.raises(ValueError, match=r"b\.csv: not CSV"):
+        _run(executor.Executor, data, tmp_path / "out")
+    written = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written and all(name.endswith(".incomplete") for name in written)
 
 
 def test_executor_reads_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
