@@ -299,8 +299,10 @@ def cache_beam_dofn_specs() -> None:
     it. The answer depends only on the methods' signatures (their
     `DoFn.StateParam` and `DoFn.TimerParam` defaults), so it is kept per
     DoFn class and the functions behind its bound methods (an instance's own
-    method attributes included), and a copy handed out each time. Errors
-    (duplicate parameters) are raised again on every call. Idempotent.
+    method attributes included), and a copy handed out each time. A DoFn
+    with `_inspect_*` methods (Beam's runtime type-check wrapper) answers
+    for itself every time. Errors (duplicate parameters) are raised again on
+    every call. Idempotent.
 
     On a Beam upgrade check that `apache_beam/transforms/userstate.py`'s
     `get_dofn_specs` still reads only the bound methods' defaults, and that
@@ -318,11 +320,19 @@ def cache_beam_dofn_specs() -> None:
     def get_dofn_specs(dofn: Any) -> tuple[set[Any], set[Any]]:
         methods = []
         for name in dir(dofn):
+            if name.startswith("_inspect_"):
+                # Beam asks `_inspect_<method>()` first (a type-checking
+                # wrapper forwards it to the DoFn it wraps): the answer is
+                # the instance's, not the class's.
+                return compute(dofn)
             value = getattr(dofn, name, None)
             if isinstance(value, types.MethodType):
                 methods.append((name, value.__func__))
         key = (type(dofn), tuple(methods))
-        answer = answers.get(key)
+        try:
+            answer = answers.get(key)
+        except TypeError:  # an unhashable method object
+            return compute(dofn)
         if answer is None:
             answer = answers[key] = compute(dofn)
         return set(answer[0]), set(answer[1])

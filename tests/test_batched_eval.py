@@ -411,6 +411,21 @@ def test_a_distributed_runner_keeps_tfmas_path(tmp_path, monkeypatch) -> None:
     assert not executor._evaluate_batched({}, {}, {})
 
 
+def test_an_eval_split_without_files_fails_as_tfx_fails(eval_inputs, tmp_path) -> None:
+    _, candidate, _ = eval_inputs
+    empty = tmp_path / "empty"
+    (empty / "examples" / "Split-eval").mkdir(parents=True)
+    with pytest.raises(OSError, match="No files found based on the file pattern"):
+        _run_executor(empty, tmp_path / "out", candidate, None, [], min_value=0.5, max_drop=0.0)
+
+
+def test_files_are_read_with_the_compression_beam_detects() -> None:
+    groups = dict(batched._by_compression(["a.gz", "b.GZ", "c", "d.deflate", "e.tfrecord"]))
+    assert groups == {"GZIP": ["a.gz", "b.GZ"], "": ["c", "e.tfrecord"], "ZLIB": ["d.deflate"]}
+    with pytest.raises(batched.Unsupported, match=r"compression of f\.zstd"):
+        batched._by_compression(["f.zstd"])
+
+
 def test_a_slice_column_the_transform_outputs_is_left_to_tfma(eval_inputs, tmp_path) -> None:
     root, candidate, _ = eval_inputs
     config = make_eval_config(EvalSpec("binary", "auc", ("fare_xf",)), 0.5, 0.0)

@@ -257,6 +257,19 @@ def test_input_splits_become_output_splits_as_tfxs(tmp_path: Path) -> None:
     assert total == 400
 
 
+def test_a_retry_writes_over_the_same_folder(tmp_path: Path) -> None:
+    # A retried execution (Kubeflow reuses the output URI) writes its files again.
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = TAXI_CSV.read_text().splitlines(keepends=True)
+    (data / "a.csv").write_text("".join(lines[:201]))
+    first = _run(executor.Executor, data, tmp_path / "out")
+    records = {split: _records(first, split) for split in ("train", "eval")}
+    again = _run(executor.Executor, data, tmp_path / "out")
+    assert {split: _records(again, split) for split in ("train", "eval")} == records
+    assert sum(len(r) for r in records.values()) == 200
+
+
 def test_a_failed_read_leaves_no_split_file_that_looks_finished(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -265,3 +265,13 @@ def test_beam_dofn_specs_are_answered_once_per_class_and_methods():
     for _ in range(2):
         with pytest.raises(ValueError, match="duplicate"):
             cached(Twice())
+    # Beam's runtime checks wrap every DoFn in one class that forwards
+    # `_inspect_process` to the DoFn inside: each answers for its own.
+    from apache_beam.typehints.typecheck import OutputCheckWrapperDoFn
+
+    for fn in (Stateful(), Plain(), Stateful(), Plain()):
+        wrapped = OutputCheckWrapperDoFn(fn, "label")
+        assert cached(wrapped) == uncached(wrapped)
+    # (The wrapper forwards process, not the timer callback: Beam's answer.)
+    assert cached(OutputCheckWrapperDoFn(Stateful(), "label")) == ({bag}, set())
+    assert cached(OutputCheckWrapperDoFn(Plain(), "label")) == (set(), set())

@@ -474,18 +474,21 @@ def _batches(files: Sequence[str], batch_size: int) -> Iterator[np.ndarray]:
 
 
 def _by_compression(files: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """Files grouped by the compression Beam's AUTO would read them with (by suffix)."""
+    """Files grouped by the compression Beam's AUTO reads them with (by suffix, as TFMA does)."""
+    from apache_beam.io.filesystem import CompressionTypes
+
+    readable = {
+        CompressionTypes.UNCOMPRESSED: "",
+        CompressionTypes.GZIP: "GZIP",
+        # Beam's DEFLATE is zlib's stream with its header: TensorFlow's ZLIB.
+        CompressionTypes.DEFLATE: "ZLIB",
+    }
     groups: dict[str, list[str]] = {}
     for path in files:
-        if path.endswith(".gz"):
-            compression = "GZIP"
-        elif path.endswith(".deflate") or path.endswith(".zlib"):
-            compression = "ZLIB"
-        elif path.endswith((".bz2", ".zst", ".lzma", ".xz", ".snappy")):
-            raise Unsupported(f"compression of {path}")
-        else:
-            compression = ""
-        groups.setdefault(compression, []).append(path)
+        kind = CompressionTypes.detect_compression_type(path)
+        if kind not in readable:
+            raise Unsupported(f"{kind} compression of {path}")
+        groups.setdefault(readable[kind], []).append(path)
     return list(groups.items())
 
 
@@ -626,6 +629,7 @@ def evaluate(
         ValueError: Data TFMA fails on too (a label outside [0, 1]).
     """
     import tensorflow as tf
+    from tensorflow_model_analysis.utils import model_util
     from tfx_bsl.coders import example_coder
 
     config = eval_plan.eval_config
@@ -640,14 +644,20 @@ def evaluate(
     for serialized in _batches(files, batch_size):
         record_batch = decoder.DecodeBatch(serialized.tolist())
         for model in models.values():
-            if model.predict.input_name in record_batch.schema.names:
-                # TFMA would feed that feature to the signature instead.
-                raise Unsupported(f"a raw feature is named like the input of {model.spec.name!r}")
+            for signature in (model.predict, *model.preprocess):
+                if model_util.find_input_name_in_features(
+                    set(record_batch.schema.names), signature.input_name
+                ):
+                    # TFMA would feed that feature to the signature instead.
+                    raise Unsupported(
+                        f"a raw feature is named like the input of {model.spec.name!r}"
+                    )
         tensor = tf.constant(serialized)
-        accumulation.add(
-            record_batch,
-            {name: model.labels_and_predictions(tensor) for name, model in models.items()},
-        )
+        outputs = {name: model.labels_and_predictions(tensor) for name, model in models.items()}
+        for name, arrays in outputs.items():
+            if any(len(a) != len(serialized) for a in arrays):
+                raise Unsupported(f"model {name!r} does not give one label and prediction each")
+        accumulation.add(record_batch, outputs)
     return accumulation.results()
 
 

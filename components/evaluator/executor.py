@@ -178,12 +178,15 @@ class Executor(tfx_evaluator_executor.Executor):
         splits = json_utils.loads(
             exec_properties.get(standard_component_specs.EXAMPLE_SPLITS_KEY, "null")
         ) or [contracts.EVAL_SPLIT]
-        files = sorted(
-            path
-            for split in splits
-            for uri in artifact_utils.get_split_uris(examples, split)
-            for path in fileio.glob(io_utils.all_files_pattern(uri))
-        )
+        files = []
+        for split in splits:
+            for uri in artifact_utils.get_split_uris(examples, split):
+                pattern = io_utils.all_files_pattern(uri)
+                found = fileio.glob(pattern)
+                if not found:
+                    # TFX's Do fails here too (Beam's ReadFromTFRecord validates).
+                    raise OSError(f"No files found based on the file pattern {pattern}")
+                files += sorted(found)
         try:
             results = batched.evaluate(batched.plan(eval_config), paths, files)
         except batched.Unsupported as unsupported:

@@ -264,7 +264,10 @@ class _SplitWriters:
         for split, writer in self._writers.items():
             writer.close()
             if complete:
-                fileio.rename(f"{self._final[split]}.incomplete", self._final[split])
+                # A retried execution writes into the same folder again.
+                fileio.rename(
+                    f"{self._final[split]}.incomplete", self._final[split], overwrite=True
+                )
 
 
 def write_splits_in_process(
