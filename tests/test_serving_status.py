@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,13 +81,23 @@ def test_json_names_the_version_and_every_state(serving, protocol, capsys):
 def test_wait_follows_a_version_from_unseen_through_loading_to_available(
     serving, models, protocol, capsys
 ):
-    # Unseen (NOT_FOUND) at first, as when the server has not polled its base path yet.
-    def progress() -> None:
-        serving.set_state(3, "START")
-        threading.Timer(0.4, lambda: serving.set_state(3, "LOADING")).start()
-        threading.Timer(0.8, lambda: serving.load(3, models[3])).start()
+    # Unseen (NOT_FOUND) at first, as when the server has not polled its base
+    # path yet. The clock starts at the client's first request: a busy machine
+    # can take longer than the whole progression to start the client.
+    before = len(serving.received)
 
-    threading.Timer(0.3, progress).start()
+    def progress() -> None:
+        deadline = time.monotonic() + 60
+        while len(serving.received) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        serving.set_state(3, "START")
+        time.sleep(0.4)
+        serving.set_state(3, "LOADING")
+        time.sleep(0.4)
+        serving.load(3, models[3])
+
+    threading.Thread(target=progress, daemon=True).start()
     code = _status(
         serving, protocol, None, "--version", "3", "--wait", "--interval", "0.1", "-o", "json"
     )
