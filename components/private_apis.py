@@ -24,6 +24,7 @@ installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5).
 | `cache_beam_dofn_specs`    | Beam       | `userstate.get_dofn_specs` (patched)           |
 | `tfx_example_partition`    | TFX        | `base_example_gen_executor._PartitionFn`       |
 | `tfma_separate_computations` | TFMA     | `_filter_and_separate_computations` (evaluator) |
+| `tfma_metric_predicates`   | TFMA       | `_is_private_metrics`, `_is_metric_diffable`   |
 | `tfma_eval_config_for_models` | TFMA    | `model_eval_lib._update_eval_config_with_defaults` |
 | `tfma_example_count_settings` | TFMA    | `_ExampleCountCombiner` and its attributes     |
 | `tfma_histogram_settings`  | TFMA       | `_CalibrationHistogramCombiner`'s attributes   |
@@ -462,6 +463,24 @@ def tfma_separate_computations(computations: Any) -> Any:
     from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator
 
     return metrics_plots_and_validations_evaluator._filter_and_separate_computations(computations)
+
+
+def tfma_metric_predicates() -> tuple[Any, Any]:
+    """TFMA's evaluator's rules: (is this metric key private, can this value be diffed).
+
+    The batched evaluator drops the private metrics and diffs a candidate's
+    metrics against the baseline's by the same rules as TFMA's evaluator.
+
+    On a TFMA upgrade check `_is_private_metrics` and `_is_metric_diffable`
+    in `tensorflow_model_analysis/evaluators/metrics_plots_and_validations_evaluator.py`,
+    and that `_AddDerivedCrossSliceAndDiffMetrics` still uses them.
+    """
+    from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator
+
+    return (
+        metrics_plots_and_validations_evaluator._is_private_metrics,
+        metrics_plots_and_validations_evaluator._is_metric_diffable,
+    )
 
 
 def tfma_eval_config_for_models(eval_config: Any, eval_shared_models: Any) -> Any:

@@ -10,6 +10,7 @@ import copy
 import inspect
 import pickle
 
+import numpy as np
 import pytest
 
 from components import private_apis
@@ -209,6 +210,12 @@ def test_tfma_computations_combiners_and_accumulators_are_read_as_the_batched_ev
     matrices = private_apis.tfma_matrices_settings(counts.matrices)
     assert matrices["thresholds"] == [0.5] and matrices["fractional_labels"]
     assert matrices["example_id_key"] is None
+
+    is_private, is_diffable = private_apis.tfma_metric_predicates()
+    key = separated.derived_computations[0].keys[0]
+    assert is_private(key) and key.name.startswith("_binary_confusion_matrices")
+    assert not is_private(separated.derived_computations[1].keys[0])  # auc
+    assert is_diffable(0.5) and is_diffable(np.float64(2)) and not is_diffable("text")
 
     accumulator = private_apis.tfma_matrices_accumulator({0.5: (1.0, 2.0, 3.0, 4.0)})
     (output,) = counts.matrices.extract_output(accumulator).values()

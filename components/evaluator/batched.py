@@ -84,10 +84,6 @@ class Plan:
     slice_specs: tuple[Any, ...]
     slice_columns: tuple[str, ...]
 
-    @property
-    def models(self) -> tuple[str, ...]:
-        return tuple(spec.name for spec in self.eval_config.model_specs)
-
 
 def plan(eval_config: Any) -> Plan:
     """TFMA's computations for `eval_config` (with TFMA's defaults already applied).
@@ -243,7 +239,6 @@ class _Sums:
     """Float64 sums per integer key, kept sparse: parts are merged as they grow."""
 
     def __init__(self, width: int) -> None:
-        self._width = width
         self._keys = np.zeros(0, dtype=np.int64)
         self._values = np.zeros((width, 0), dtype=np.float64)
         self._parts: list[tuple[np.ndarray, np.ndarray]] = []
@@ -414,17 +409,17 @@ class _Model:
         self.transformed_keys: set[str] = set()
         for fn in self.preprocess:
             self.transformed_keys |= set(fn.structured_outputs)
-        if spec.label_key not in self.transformed_keys:
+        # TFMA merges the functions' outputs in order: the last one with the label gives it.
+        labelled = [fn for fn in self.preprocess if spec.label_key in fn.structured_outputs]
+        if not labelled:
             raise Unsupported(f"label {spec.label_key!r} is not an output of the preprocessing")
+        self._label_fn = labelled[-1]
         if spec.prediction_key not in self.predict.structured_outputs:
             raise Unsupported(f"prediction {spec.prediction_key!r} is not an output of {name}")
 
     def labels_and_predictions(self, examples: Any) -> tuple[np.ndarray, np.ndarray]:
-        label = None
-        for fn in self.preprocess:
-            outputs = fn(examples)
-            if self.spec.label_key in outputs:
-                label = outputs[self.spec.label_key]
+        """One batch's labels and predictions, calling only the signatures that give them."""
+        label = self._label_fn(examples)[self.spec.label_key]
         prediction = self.predict(examples)[self.spec.prediction_key]
         return (
             _one_per_example(label, self.spec.label_key),
@@ -568,6 +563,7 @@ class Accumulation:
         """
         from tensorflow_model_analysis.metrics import calibration_histogram
 
+        is_private, _ = private_apis.tfma_metric_predicates()
         histograms = {index: sums.totals() for index, sums in self._histograms.items()}
         specs = self._plan.eval_config.model_specs
         baseline = next((spec.name for spec in specs if spec.is_baseline), None)
@@ -599,9 +595,7 @@ class Accumulation:
             for derived in self._plan.derived:
                 metrics.update(derived.result(metrics))
             metrics.update(_diffs(metrics, baseline))
-            results.append(
-                (slice_key, {k: v for k, v in metrics.items() if not _is_private(k.name)})
-            )
+            results.append((slice_key, {k: v for k, v in metrics.items() if not is_private(k)}))
         return sorted(results, key=lambda r: (len(r[0]), repr(r[0])))
 
 
@@ -661,29 +655,17 @@ def evaluate(
     return accumulation.results()
 
 
-def _is_private(name: str) -> bool:
-    # TFMA's _is_private_metrics.
-    return name.startswith("_") and not name.startswith("__")
-
-
 def _diffs(metrics: dict[Any, Any], baseline: str | None) -> dict[Any, Any]:
     """TFMA's diff metrics: candidate minus baseline, for every number both have."""
-    import numbers
-
-    from tensorflow_model_analysis.api import types
-
     if not baseline:
         return {}
+    is_private, is_diffable = private_apis.tfma_metric_predicates()
     result = {}
     for key, value in metrics.items():
-        if _is_private(key.name) or key.is_diff or key.model_name == baseline:
+        if is_private(key) or key.is_diff or key.model_name == baseline:
             continue
         other = key.make_baseline_key(baseline)
-        if other in metrics and (
-            isinstance(value, numbers.Number)
-            or (isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.number))
-            or isinstance(value, types.StructuredMetricValue)
-        ):
+        if other in metrics and is_diffable(value):
             result[key.make_diff_key()] = value - metrics[other]
     return result
 
