@@ -268,24 +268,27 @@ def write_transformed_examples(rows: list[dict], path: str) -> None:
             writer.write(example.SerializeToString())
 
 
-@pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed, taxi_rows) -> str:  # type: ignore[no-untyped-def]
-    """Runs the real run_fn for a few steps on the tiny raw data, through the transform graph.
+def train_on_raw(  # type: ignore[no-untyped-def]
+    rows: list[dict[str, str]],
+    transform_dir: str,
+    work: Path,
+    serving_dir: str,
+    train_steps: int,
+    eval_steps: int,
+    settings,
+) -> str:
+    """Runs the real run_fn on `rows` as raw examples, through the transform graph.
 
     Returns:
-        The exported serving model dir.
+        `serving_dir`, where the serving model was exported.
     """
     from tfx import v1 as tfx
 
     from components.training.custom_config import trainer_custom_config as custom_config
     from components.training.run import run_fn
-    from components.training.settings import TrainerSettings
 
-    transform_dir, _ = transformed
-    work = tmp_path_factory.mktemp("trainer")
     data = str(work / "data-00000-of-00001.gz")
-    write_raw_examples(taxi_rows, data)
-    serving_dir = str(work / "serving")
+    write_raw_examples(rows, data)
     run_fn(
         tfx.components.FnArgs(
             train_files=[data],
@@ -293,15 +296,33 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed, taxi_ro
             transform_output=transform_dir,
             serving_model_dir=serving_dir,
             model_run_dir=str(work / "logs"),
-            train_steps=20,
-            eval_steps=2,
-            custom_config=custom_config(
-                taxi_config().model,
-                TrainerSettings(batch_size=16, hidden_units=(8,), embedding_dim=4),
-            ),
+            train_steps=train_steps,
+            eval_steps=eval_steps,
+            custom_config=custom_config(taxi_config().model, settings),
         )
     )
     return serving_dir
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, transformed, taxi_rows) -> str:  # type: ignore[no-untyped-def]
+    """Runs the real run_fn for a few steps on the tiny raw data, through the transform graph.
+
+    Returns:
+        The exported serving model dir.
+    """
+    from components.training.settings import TrainerSettings
+
+    work = tmp_path_factory.mktemp("trainer")
+    return train_on_raw(
+        taxi_rows,
+        transformed[0],
+        work,
+        str(work / "serving"),
+        train_steps=20,
+        eval_steps=2,
+        settings=TrainerSettings(batch_size=16, hidden_units=(8,), embedding_dim=4),
+    )
 
 
 def fn_args_under(root: str, model_run_dir: str | None = None):  # type: ignore[no-untyped-def]

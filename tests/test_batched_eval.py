@@ -32,7 +32,7 @@ from components import contracts
 from components.evaluator import batched
 from components.evaluator import executor as evaluator_executor
 from components.evaluator.eval_config import EvalSpec, make_eval_config
-from tests.conftest import load_schema, read_csv_rows, taxi_config, to_tf_example
+from tests.conftest import read_csv_rows, train_on_raw, write_raw_examples
 
 SLICE_BY = ("trip_start_hour", "payment_type")
 IN_MEMORY = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -264,42 +264,26 @@ def eval_inputs(
     tmp_path_factory: pytest.TempPathFactory, trained_model: str, transformed, taxi_rows
 ):
     """Raw eval tf.Examples (real taxi rows) and two real models: candidate and baseline."""
-    from tfx import v1 as tfx
-
-    from components.training.custom_config import trainer_custom_config
-    from components.training.run import run_fn
     from components.training.settings import TrainerSettings
-    from tests.conftest import write_raw_examples
 
     root = tmp_path_factory.mktemp("batched_eval")
-    schema = load_schema()
     split = root / "examples" / "Split-eval"
     split.mkdir(parents=True)
-    with tf.io.TFRecordWriter(str(split / "data_tfrecord-00000-of-00001.gz"), "GZIP") as w:
-        for row in read_csv_rows(limit=1200)[200:]:
-            w.write(to_tf_example(row, schema))
+    write_raw_examples(
+        read_csv_rows(limit=1200)[200:], str(split / "data_tfrecord-00000-of-00001.gz")
+    )
     candidate = root / "models" / "candidate"
     shutil.copytree(trained_model, candidate / "Format-Serving")
-
     # A second, different model: 5 steps of a smaller network.
-    transform_dir, _ = transformed
-    data = str(root / "data.gz")
-    write_raw_examples(taxi_rows, data)
     baseline = root / "models" / "baseline"
-    run_fn(
-        tfx.components.FnArgs(
-            train_files=[data],
-            eval_files=[data],
-            transform_output=transform_dir,
-            serving_model_dir=str(baseline / "Format-Serving"),
-            model_run_dir=str(root / "logs"),
-            train_steps=5,
-            eval_steps=1,
-            custom_config=trainer_custom_config(
-                taxi_config().model,
-                TrainerSettings(batch_size=16, hidden_units=(4,), embedding_dim=2),
-            ),
-        )
+    train_on_raw(
+        taxi_rows,
+        transformed[0],
+        root,
+        str(baseline / "Format-Serving"),
+        train_steps=5,
+        eval_steps=1,
+        settings=TrainerSettings(batch_size=16, hidden_units=(4,), embedding_dim=2),
     )
     return root, candidate, baseline
 
