@@ -301,6 +301,8 @@ def test_a_file_that_is_not_a_compiled_spec_is_named(tmp_path, capsys):
 def test_launcher_flags_without_compiled_are_refused(capsys):
     assert main(["run", "--param", "train_steps=3", "--run-id", "x"]) == 2
     assert capsys.readouterr().err == "error: --param, --run-id: only with --compiled FILE\n"
+    assert main(["run", "--fresh-python"]) == 2
+    assert capsys.readouterr().err == "error: --fresh-python: only with --compiled FILE\n"
 
 
 def test_a_task_past_its_timeout_fails_the_run_by_name(compiled, tmp_path, capsys):

@@ -74,8 +74,11 @@ def spec(workspace: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def emulator(spec: dict, workspace: Path) -> LocalLauncher:
-    return LocalLauncher(spec, workspace / "mlmd.sqlite", workspace)
+def emulator(spec: dict, workspace: Path):
+    # Tasks are forks of one preloaded interpreter (the default); the
+    # failing-task test below runs one in a fresh interpreter.
+    with LocalLauncher(spec, workspace / "mlmd.sqlite", workspace) as launcher:
+        yield launcher
 
 
 def _params(workspace: Path, **extra: object) -> dict:
@@ -201,12 +204,14 @@ def test_second_run_finds_the_first_model_as_baseline(first_run, second_run):
 
 
 def test_a_failing_task_stops_the_run_and_names_itself(second_run, workspace, capsys):
-    # Through the user's command: `run --compiled`, a data_root that is not there.
+    # Through the user's command: `run --compiled`, a data_root that is not
+    # there, the task in a fresh interpreter as a container starts it.
     code = main(
         [
             "run",
             "--compiled",
             str(workspace / "pipeline.yaml"),
+            "--fresh-python",
             "--run-id",
             "run-broken",
             "--param",

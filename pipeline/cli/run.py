@@ -73,6 +73,13 @@ def register(commands: Commands) -> None:
         metavar="SECONDS",
         help="stop a task that runs longer and fail the run (default: 3600)",
     )
+    compiled.add_argument(
+        "--fresh-python",
+        action="store_true",
+        help="start each task's `python -m` command in a new interpreter, as a container "
+        "does (default: forks of one interpreter that has imported TensorFlow and TFX, "
+        "about 6 s less per task)",
+    )
     run.set_defaults(handler=_run)
 
     init = commands.add_parser(
@@ -217,6 +224,7 @@ def _run(args: argparse.Namespace) -> int:
             ("--param", args.params),
             ("--pipeline-root", args.pipeline_root),
             ("--run-id", args.run_id),
+            ("--fresh-python", args.fresh_python),
         )
         if given
     ]
@@ -336,6 +344,7 @@ def _run_compiled(args: argparse.Namespace) -> int:
         work_dir,
         timeout_s=args.task_timeout,
         pipeline_root=args.pipeline_root,
+        preload=not args.fresh_python,
     )
     tasks = spec["root"]["dag"]["tasks"]
     common.say(
@@ -352,7 +361,8 @@ def _run_compiled(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        record = launcher.run(args.run_id, parameters, report=report)
+        with launcher:
+            record = launcher.run(args.run_id, parameters, report=report)
     except local_launcher.TaskFailed as failed:
         last = failed.tail.strip().splitlines()[-1:] or ["no output"]
         print(

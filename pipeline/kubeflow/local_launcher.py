@@ -20,7 +20,10 @@ component/launcher_v2.go, metadata/client.go and converter.go):
   `<root>/<pipeline>/<run>/<task>/<uuid>/<output>` with the declared types;
   `outputs.outputFile` in that task root;
 - the container command with `{{$}}` replaced by that JSON (protojson's
-  camelCase), run as a subprocess with the container's own `python -m ...`;
+  camelCase), run as its own process with the container's own `python -m
+  ...` (by default a fork of one interpreter that has already imported
+  TensorFlow and TFX, `pipeline.kubeflow.preloaded`; `preload=False`
+  starts a fresh interpreter per task, as a container does);
 - the ExecutorOutput merged into the output artifacts
   (`mergeRuntimeArtifacts`), and ML Metadata records named as KFP names them:
   contexts `system.Pipeline` and `system.PipelineRun`, executions
@@ -51,6 +54,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import mlmd, storage
 from components.errors import UserError
 from components.mlmd import connect
+from pipeline.kubeflow import preloaded
 
 PIPELINE_CONTEXT = mlmd.KFP_PIPELINE_CONTEXT_TYPE
 RUN_CONTEXT = mlmd.KFP_RUN_CONTEXT_TYPE
@@ -179,6 +183,10 @@ class LocalLauncher:
         work_dir: Where each task's container output goes (`logs/`).
         env: The tasks' environment (default: this process's).
         timeout_s: The longest a task may run.
+        preload: Run `python -m` commands as forks of one interpreter that
+            has imported TensorFlow and TFX (`pipeline.kubeflow.preloaded`)
+            rather than as fresh interpreters: the same commands, without
+            about 6 s of imports each. `close()` stops that interpreter.
         pipeline_root: The run's pipeline root, as KFP's
             `runtime_config.pipeline_root` sets it (default: the spec's
             `defaultPipelineRoot`).
@@ -192,6 +200,7 @@ class LocalLauncher:
         env: dict[str, str] | None = None,
         timeout_s: int = 900,
         pipeline_root: str | None = None,
+        preload: bool = True,
     ):
         # Strict parse: the same proto the KFP API server unmarshals.
         try:
@@ -208,6 +217,27 @@ class LocalLauncher:
         self.env = dict(os.environ if env is None else env)
         # The image runs `python`; here that is this interpreter.
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
+        self.preload = preload
+        self._python: preloaded.PreloadedPython | None = None
+
+    def _preloaded(self) -> preloaded.PreloadedPython:
+        if self._python is None:
+            self._python = preloaded.PreloadedPython(
+                self.env, self.work_dir / "logs" / "preloaded-python.log"
+            )
+        return self._python
+
+    def close(self) -> None:
+        """Stops the preloaded interpreter, if one was started."""
+        if self._python is not None:
+            self._python.close()
+            self._python = None
+
+    def __enter__(self) -> LocalLauncher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- ML Metadata, as the driver and launcher write it ------------------
 
@@ -395,16 +425,21 @@ class LocalLauncher:
             raise SpecError(f"task {name}: unresolved placeholders {leftover}")
         log = self.work_dir / "logs" / f"{record.run_id}-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        python_module = preloaded.module_command(command) if self.preload else None
         with open(log, "w") as out:
             try:
-                returncode = subprocess.run(
-                    command,
-                    env=self.env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    timeout=self.timeout_s,
-                    check=False,
-                ).returncode
+                if python_module is not None:
+                    returncode = self._preloaded().run(*python_module, out, self.timeout_s)
+                else:
+                    returncode = subprocess.run(
+                        command,
+                        env=self.env,
+                        stdin=subprocess.DEVNULL,  # a container's is empty
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        timeout=self.timeout_s,
+                        check=False,
+                    ).returncode
             except subprocess.TimeoutExpired:
                 out.write(f"\nstopped after {self.timeout_s}s (the task timeout)\n")
                 returncode = -9

@@ -1,0 +1,148 @@
+"""`python -m` commands as forks of a preloaded interpreter, against fresh interpreters.
+
+Each behaviour is checked both ways: the command run by `subprocess` in a
+new interpreter (what a container does) and through `PreloadedPython`; the
+two must agree on what the module sees, what it writes and how it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.kubeflow.preloaded import PreloadedPython, ServerFailed, module_command
+
+TASK = textwrap.dedent(
+    """
+    import atexit, json, os, signal, sys
+    import preloaded_probe_state as state
+
+    atexit.register(lambda: print("atexit ran", flush=True))
+    print(json.dumps({
+        "argv": sys.argv, "name": __name__, "cwd": os.getcwd(), "path0": sys.path[0],
+        "touched": state.touched, "env": os.environ.get("PROBE_SET"),
+        "stdin": sys.stdin.read(),
+    }))
+    state.touched = True
+    os.environ["PROBE_SET"] = "by a task"
+    print("to stderr", file=sys.stderr)
+    how = sys.argv[1] if len(sys.argv) > 1 else "ok"
+    if how == "exit3":
+        sys.exit(3)
+    if how == "raise":
+        raise ValueError("column fare: not a number")
+    if how == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    if how == "sigint":
+        os.kill(os.getpid(), signal.SIGINT)
+    if how == "sleep":
+        import time
+        time.sleep(60)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("preloaded")
+    (root / "preloaded_probe.py").write_text(TASK)
+    (root / "preloaded_probe_state.py").write_text("touched = False\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(folder: Path):
+    # Preloads the state module too: a task that changes it must not change
+    # what the next task sees.
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        python = PreloadedPython(
+            dict(os.environ, PYTHONPATH=str(folder)),
+            folder / "server.log",
+            modules=("json", "preloaded_probe_state"),
+        )
+        yield python
+    finally:
+        os.chdir(cwd)
+        python.close()
+
+
+def _fresh(folder: Path, args: list[str], log: Path) -> int:
+    with open(log, "w") as out:
+        return subprocess.run(
+            [sys.executable, "-m", "preloaded_probe", *args],
+            cwd=folder,
+            env=dict(os.environ, PYTHONPATH=str(folder)),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+
+
+def _forked(server: PreloadedPython, folder: Path, args: list[str], log: Path) -> int:
+    with open(log, "w") as out:
+        code = server.run("preloaded_probe", args, out, timeout_s=60)
+        out.write("written by the launcher after the task\n")
+    return code
+
+
+@pytest.mark.parametrize(
+    "how, code",
+    [("ok", 0), ("exit3", 3), ("raise", 1), ("sigterm", -15), ("sigint", -2)],
+)
+def test_a_forked_task_sees_writes_and_exits_as_a_fresh_interpreter(
+    server, folder, tmp_path, how, code
+):
+    fresh = _fresh(folder, [how], tmp_path / "fresh.log")
+    forked = _forked(server, folder, [how], tmp_path / "forked.log")
+    assert fresh == forked == code
+    fresh_lines = (tmp_path / "fresh.log").read_text().splitlines()
+    forked_lines = (tmp_path / "forked.log").read_text().splitlines()
+    # Same first line: argv[0] is the module's file, __main__, the working
+    # folder first on sys.path, empty standard input, nothing left by the
+    # task before (module state, environment).
+    assert forked_lines[0] == fresh_lines[0]
+    assert '"touched": false' in forked_lines[0] and '"env": null' in forked_lines[0]
+    assert "to stderr" in forked_lines
+    assert ("atexit ran" in forked_lines) == ("atexit ran" in fresh_lines)
+    if how == "raise":
+        error = "ValueError: column fare: not a number"
+        assert error in fresh_lines and error in forked_lines
+    # The launcher's own line comes after the task's output, not over it.
+    assert forked_lines[-1] == "written by the launcher after the task"
+
+
+def test_a_task_past_its_timeout_is_killed_and_the_next_one_runs(server, folder, tmp_path):
+    started = time.monotonic()
+    with open(tmp_path / "slow.log", "w") as out, pytest.raises(subprocess.TimeoutExpired):
+        server.run("preloaded_probe", ["sleep"], out, timeout_s=1)
+    assert time.monotonic() - started < 30
+    assert _forked(server, folder, ["ok"], tmp_path / "next.log") == 0
+
+
+def test_only_python_dash_m_commands_are_forked():
+    assert module_command(["python", "-m", "pkg.mod", "--a", "1"]) == ("pkg.mod", ["--a", "1"])
+    assert module_command([sys.executable, "-m", "pkg.mod"]) == ("pkg.mod", [])
+    assert module_command(["python", "script.py"]) is None
+    assert module_command(["python", "-c", "print(1)"]) is None
+    assert module_command(["sh", "-m", "x"]) is None
+    assert module_command(["python", "-m"]) is None
+
+
+def test_a_server_that_cannot_import_says_what_failed(tmp_path):
+    python = PreloadedPython(dict(os.environ), tmp_path / "server.log", modules=("no_such_lib",))
+    try:
+        with open(tmp_path / "task.log", "w") as out, pytest.raises(ServerFailed) as failed:
+            python.run("json.tool", [], out, timeout_s=60)
+    finally:
+        python.close()
+    assert "No module named 'no_such_lib'" in str(failed.value)
+    assert str(tmp_path / "server.log") in str(failed.value)
