@@ -305,14 +305,22 @@ def test_launcher_flags_without_compiled_are_refused(capsys):
     assert capsys.readouterr().err == "error: --fresh-python: only with --compiled FILE\n"
 
 
-def test_a_task_past_its_timeout_fails_the_run_by_name(compiled, tmp_path, capsys):
+@pytest.mark.parametrize("python", [[], ["--fresh-python"]], ids=["preloaded", "fresh"])
+def test_a_task_past_its_timeout_fails_the_run_by_name(compiled, tmp_path, capsys, python):
+    # ExampleGen blocks reading a CSV file that is a pipe nobody writes to.
+    data = tmp_path / "data"
+    data.mkdir()
+    os.mkfifo(data / "data.csv")
     code = main(
         [
             "run",
             "--compiled",
             str(compiled),
+            *python,
             "--task-timeout",
             "1",
+            "--param",
+            f"data_root={data}",
             "--pipeline-root",
             str(tmp_path / "root"),
             "--set",
