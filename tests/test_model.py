@@ -21,7 +21,7 @@ from components.contracts import (
 )
 from components.errors import ConfigError
 from components.model_package import ModelContext, ModelPackageError
-from components.training.run import Schedule
+from components.training.run import Schedule, build_optimizer
 from components.training.settings import TrainerSettings
 from components.workload import FeatureSpec, LabelSpec, Workload
 from models.declarative.model import build_model
@@ -74,6 +74,17 @@ def _batch(workload: Workload, rows: int) -> dict[str, tf.Tensor]:
         else:
             batch[transformed_name(name)] = tf.ones([rows, 1], tf.int64)
     return batch
+
+
+@pytest.mark.parametrize("built", [True, False])
+def test_a_built_optimizer_traces_the_train_function_once(built):
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(_context(TAXI))
+    if built:
+        build_optimizer(model)
+    data = tf.data.Dataset.from_tensors((_batch(TAXI, 8), tf.ones([8, 1], tf.int64))).repeat()
+    model.fit(data, epochs=2, steps_per_epoch=3, verbose=0)
+    assert model.train_function.experimental_get_tracing_count() == (1 if built else 2)
 
 
 def test_binary_model_predicts_probabilities():

@@ -67,6 +67,19 @@ class _LogProgress(tf.keras.callbacks.Callback):
         logging.info("trainer epoch %d: %s", epoch + 1, shown)
 
 
+def build_optimizer(model: tf.keras.Model) -> None:
+    """Creates the optimizer's variables now rather than in the first training step.
+
+    Keras' train function is a tf.function, and one that creates variables on
+    its first call is traced twice: the optimizer's slots made lazily cost a
+    second trace of the whole steps_per_execution loop (about 1 s of the
+    Trainer, docs/benchmarks.md). The slots start at the same values either
+    way. Legacy optimizers, which cannot build ahead, are left as they are.
+    """
+    if isinstance(model.optimizer, tf.keras.optimizers.Optimizer):
+        model.optimizer.build(model.trainable_variables)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains the configured model package's model and exports it with the serving signatures.
 
@@ -100,6 +113,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                     jit_compile=session.settings.jit_compile,
                 )
             )
+            build_optimizer(model)
         model.fit(
             session.dataset(fn_args.train_files, decode, shuffle=True),
             epochs=schedule.epochs,
