@@ -301,8 +301,12 @@ def cache_beam_dofn_specs() -> None:
     `DoFn.StateParam` and `DoFn.TimerParam` defaults), so it is kept per
     DoFn class and the functions behind its bound methods (an instance's own
     method attributes included), and a copy handed out each time. A DoFn
-    with `_inspect_*` methods (Beam's runtime type-check wrapper) answers
-    for itself every time. Errors (duplicate parameters) are raised again on
+    whose bound method `m` has an `_inspect_m` beside it (Beam's runtime
+    type-check wrapper; a Map or FlatMap of a bound method) answers for
+    itself every time: Beam reads that method's parameters from the
+    instance. A Map or FlatMap of a plain function has no bound `process`,
+    and is answered per class like any other (it used to be answered every
+    time: 2.3 s of a 1x run's Transform, docs/benchmarks.md). Errors (duplicate parameters) are raised again on
     every call. Idempotent.
 
     On a Beam upgrade check that `apache_beam/transforms/userstate.py`'s
@@ -321,13 +325,15 @@ def cache_beam_dofn_specs() -> None:
     def get_dofn_specs(dofn: Any) -> tuple[set[Any], set[Any]]:
         methods = []
         for name in dir(dofn):
-            if name.startswith("_inspect_"):
-                # Beam asks `_inspect_<method>()` first (a type-checking
-                # wrapper forwards it to the DoFn it wraps): the answer is
-                # the instance's, not the class's.
-                return compute(dofn)
             value = getattr(dofn, name, None)
             if isinstance(value, types.MethodType):
+                if hasattr(dofn, f"_inspect_{name}"):
+                    # Beam reads this method's parameters from
+                    # `_inspect_<method>()` (`core.get_function_arguments`):
+                    # a type-checking wrapper forwards it to the DoFn it
+                    # wraps, a Map of a bound method to that method. The
+                    # answer is the instance's, not the class's.
+                    return compute(dofn)
                 methods.append((name, value.__func__))
         key = (type(dofn), tuple(methods))
         try:

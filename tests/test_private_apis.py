@@ -282,3 +282,20 @@ def test_beam_dofn_specs_are_answered_once_per_class_and_methods():
     # (The wrapper forwards process, not the timer callback: Beam's answer.)
     assert cached(OutputCheckWrapperDoFn(Stateful(), "label")) == ({bag}, set())
     assert cached(OutputCheckWrapperDoFn(Plain(), "label")) == (set(), set())
+    # A Map of a function (Beam's CallableWrapperDoFn has `_inspect_process`,
+    # but its `process` is the function, not a bound method): one answer
+    # for the class. A Map of a bound method: each instance answers, from
+    # the method it wraps.
+    from apache_beam.transforms.core import CallableWrapperDoFn
+
+    before = len(answers)
+    for fn in (len, lambda x: [x], len):
+        mapped = CallableWrapperDoFn(fn)
+        assert cached(mapped) == uncached(mapped) == (set(), set())
+    assert len(answers) == before + 1
+    for method in (Stateful().process, Plain().process, Stateful().process):
+        mapped = CallableWrapperDoFn(method)
+        assert cached(mapped) == uncached(mapped)
+    assert cached(CallableWrapperDoFn(Stateful().process)) == ({bag}, set())
+    assert cached(CallableWrapperDoFn(Plain().process)) == (set(), set())
+    assert len(answers) == before + 1
