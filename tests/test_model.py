@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from components.contracts import (
 )
 from components.errors import ConfigError
 from components.model_package import ModelContext, ModelPackageError
-from components.training.run import Schedule, build_optimizer
+from components.training.run import Schedule, build_optimizer, needs_layer_traces
 from components.training.settings import TrainerSettings
 from components.workload import FeatureSpec, LabelSpec, Workload
 from models.declarative.model import build_model
@@ -85,6 +87,47 @@ def test_a_built_optimizer_traces_the_train_function_once(built):
     data = tf.data.Dataset.from_tensors((_batch(TAXI, 8), tf.ones([8, 1], tf.int64))).repeat()
     model.fit(data, epochs=2, steps_per_epoch=3, verbose=0)
     assert model.train_function.experimental_get_tracing_count() == (1 if built else 2)
+
+
+def test_only_models_keras_rebuilds_from_config_go_without_layer_traces(tmp_path):
+    taxi = build_model(_context(TAXI))
+    assert not needs_layer_traces(taxi)
+    # Saved without traces, it reloads as Keras in a process that never
+    # imported the model package, and gives the same outputs.
+    taxi.save(str(tmp_path / "taxi"), save_format="tf", save_traces=False)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "m = tf.keras.models.load_model(sys.argv[1])\n"
+        "print(sorted(l.__class__.__module__ for l in m.layers)[-1])\n"
+        "np.save(sys.argv[2], m({n: tf.ones([2, 1], i.dtype) for n, i in "
+        "zip(m.input_names, m.inputs)}).numpy())\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "taxi"), str(tmp_path / "out.npy")],
+        check=True,
+        env={**os.environ, "TF_USE_LEGACY_KERAS": "1"},
+        cwd=tmp_path,
+    )
+    ones = {n: tf.ones([2, 1], i.dtype) for n, i in zip(taxi.input_names, taxi.inputs, strict=True)}
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), taxi(ones).numpy(), rtol=1e-6)
+    # A custom layer (the text encoder's MaskedSum) needs its traces.
+    assert needs_layer_traces(build_model(_context(TEXT, num_classes=3)))
+    inputs = tf.keras.Input(shape=(1,), name="x")
+    # A Lambda, a custom activation function, a subclassed model: traces.
+    lam = tf.keras.Model(inputs, tf.keras.layers.Lambda(lambda t: t * 2)(inputs))
+    assert needs_layer_traces(lam)
+
+    def doubled(t):  # type: ignore[no-untyped-def]
+        return t * 2
+
+    custom = tf.keras.Model(inputs, tf.keras.layers.Dense(1, activation=doubled)(inputs))
+    assert needs_layer_traces(custom)
+
+    class Sub(tf.keras.Model):
+        def call(self, t):  # type: ignore[no-untyped-def]
+            return t
+
+    assert needs_layer_traces(Sub())
 
 
 def test_binary_model_predicts_probabilities():

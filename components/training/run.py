@@ -7,8 +7,10 @@ components/model_package.py), and the distribution mechanics live in
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -80,6 +82,42 @@ def build_optimizer(model: tf.keras.Model) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
+def needs_layer_traces(model: tf.keras.Model) -> bool:
+    """Whether the SavedModel must carry each layer's traced functions for Keras to reload it.
+
+    Keras' SavedModel stores, besides the signatures, a traced call function
+    for every layer (`save_traces`), so that a model can be reloaded as Keras
+    without its classes. Tracing and writing them took 1.7 of the taxi
+    model's 2.9 s export, and loading them 1.1 of 2.0 s in each later load
+    (the Evaluator, warm-up: docs/benchmarks.md). A functional model made
+    only of Keras' own layers, initializers and functions (no Lambda) is
+    rebuilt from its config in any process, so it goes without them.
+    Anything else keeps them: a subclassed model, a custom layer or
+    function (its module would have to be imported wherever the model is
+    loaded), a Lambda.
+    """
+    try:
+        config = json.loads(model.to_json())
+    except (NotImplementedError, TypeError, ValueError):
+        return True
+    if config.get("class_name") not in ("Functional", "Sequential"):
+        return True  # a subclassed model: its config does not describe its layers
+
+    def keras_only(node: Any) -> bool:
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and not module.startswith(("keras.", "tf_keras.")):
+                return False
+            if node.get("class_name") == "Lambda":
+                return False
+            return all(keras_only(value) for value in node.values())
+        if isinstance(node, list):
+            return all(keras_only(value) for value in node)
+        return True
+
+    return not keras_only(config)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains the configured model package's model and exports it with the serving signatures.
 
@@ -128,6 +166,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model.save(
             session.export_dir(fn_args.serving_model_dir),
             save_format="tf",
+            save_traces=needs_layer_traces(model),
             signatures=make_serving_signatures(
                 model, tft_output, workload.feature_names, workload.task
             ),
