@@ -306,8 +306,8 @@ def cache_beam_dofn_specs() -> None:
     itself every time: Beam reads that method's parameters from the
     instance. A Map or FlatMap of a plain function has no bound `process`,
     and is answered per class like any other (it used to be answered every
-    time: 2.3 s of a 1x run's Transform, docs/benchmarks.md). Errors (duplicate parameters) are raised again on
-    every call. Idempotent.
+    time: 2.3 s of a 1x run's Transform, docs/benchmarks.md). Errors
+    (duplicate parameters) are raised again on every call. Idempotent.
 
     On a Beam upgrade check that `apache_beam/transforms/userstate.py`'s
     `get_dofn_specs` still reads only the bound methods' defaults, and that
