@@ -76,9 +76,16 @@ def build_optimizer(model: tf.keras.Model) -> None:
     its first call is traced twice: the optimizer's slots made lazily cost a
     second trace of the whole steps_per_execution loop (about 1 s of the
     Trainer, docs/benchmarks.md). The slots start at the same values either
-    way. Legacy optimizers, which cannot build ahead, are left as they are.
+    way. Left as they are: legacy optimizers, which cannot build ahead, and
+    a model whose layers make their variables on the first call (a
+    subclassed model, a Sequential without an input shape): an optimizer
+    built for no variables would refuse theirs.
     """
-    if isinstance(model.optimizer, tf.keras.optimizers.Optimizer):
+    if (
+        isinstance(model.optimizer, tf.keras.optimizers.Optimizer)
+        and model.built
+        and model.trainable_variables
+    ):
         model.optimizer.build(model.trainable_variables)
 
 
@@ -102,14 +109,21 @@ def needs_layer_traces(model: tf.keras.Model) -> bool:
         return True
     if config.get("class_name") not in ("Functional", "Sequential"):
         return True  # a subclassed model: its config does not describe its layers
+    config = config["config"]  # the model's own entry names no module
 
     def keras_only(node: Any) -> bool:
         if isinstance(node, dict):
-            module = node.get("module")
-            if isinstance(module, str) and not module.startswith(("keras.", "tf_keras.")):
-                return False
-            if node.get("class_name") == "Lambda":
-                return False
+            # Every serialized object (layer, initializer, function...) names
+            # its module; a lambda ("__lambda__", or its bytecode as a
+            # "value") or a legacy config does not, and counts as not Keras'.
+            if "class_name" in node:
+                module = node.get("module")
+                if not (isinstance(module, str) and module.startswith(("keras.", "tf_keras."))):
+                    return False
+                if node["class_name"] == "Lambda":
+                    return False
+            elif "value" in node:
+                return False  # a lambda as an argument: bytecode, not a config
             return all(keras_only(value) for value in node.values())
         if isinstance(node, list):
             return all(keras_only(value) for value in node)

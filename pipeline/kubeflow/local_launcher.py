@@ -429,7 +429,14 @@ class LocalLauncher:
         with open(log, "w") as out:
             try:
                 if python_module is not None:
-                    returncode = self._preloaded().run(*python_module, out, self.timeout_s)
+                    try:
+                        returncode = self._preloaded().run(*python_module, out, self.timeout_s)
+                    except preloaded.ServerFailed as failed:
+                        # The task fails with the reason as its last log
+                        # line; a later task starts a new interpreter.
+                        out.write(f"\n{failed}\n")
+                        self.close()
+                        returncode = 1
                 else:
                     returncode = subprocess.run(
                         command,

@@ -22,13 +22,13 @@ a plain subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -82,6 +82,8 @@ class PreloadedPython:
                 bufsize=0,
             )
         self._ready = False
+        # The running task's pid, while `run` waits for it.
+        self.task_pid: int | None = None
 
     def _reply(self, timeout_s: float | None) -> dict[str, Any] | None:
         """The server's next message; None if `timeout_s` passed first."""
@@ -116,21 +118,44 @@ class PreloadedPython:
                 raise ServerFailed(f"the preloading python did not start (log {self.log})")
             self._ready = True
         log.flush()
-        request = {"module": module, "args": args, "cwd": os.getcwd(), "log": log.name}
+        request = {
+            "module": module,
+            "args": args,
+            "cwd": os.getcwd(),
+            "log": os.path.abspath(log.name),
+        }
         self._server.stdin.write((json.dumps(request) + "\n").encode())
         self._server.stdin.flush()
         started = self._reply(None)
         assert started is not None
-        deadline = time.monotonic() + timeout_s
-        ended = self._reply(deadline - time.monotonic())
-        # The task appended to the file through its own descriptor.
-        if ended is None:
-            os.kill(started["pid"], signal.SIGKILL)
-            self._reply(None)
+        self.task_pid = started["pid"]
+        try:
+            ended = self._reply(timeout_s)
+            timed_out = ended is None
+            if timed_out:
+                self._kill_task()
+                ended = self._reply(None)
+        except BaseException:
+            # Ctrl-C, or the caller stopped: as `subprocess.run` does, the
+            # task does not outlive the wait for it, and the server's
+            # report of its end is read so the next task's replies are its own.
+            self._kill_task()
+            with contextlib.suppress(ServerFailed):
+                self._reply(10)
+            raise
+        finally:
+            self.task_pid = None
+            # The task appended to the file through its own descriptor.
             log.seek(0, os.SEEK_END)
+        assert ended is not None
+        if timed_out and ended["exit"] == -signal.SIGKILL:
             raise subprocess.TimeoutExpired([sys.executable, "-m", module, *args], timeout_s)
-        log.seek(0, os.SEEK_END)
         return int(ended["exit"])
+
+    def _kill_task(self) -> None:
+        if self.task_pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # it ended at that moment
+                os.kill(self.task_pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Stops the server (it exits when its input ends)."""
@@ -149,11 +174,13 @@ class PreloadedPython:
 # -- the server ------------------------------------------------------------------
 
 
-def _become_task(request: dict[str, Any], control: tuple[IO[bytes], IO[bytes]]) -> None:
+def _become_task(
+    request: dict[str, Any], control: tuple[IO[bytes], IO[bytes]], sigint: Any
+) -> None:
     """In the fork: the process `python -m module args` would be, up to its main."""
     import runpy
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, sigint)
     for pipe in control:
         pipe.close()
     out = os.open(request["log"], os.O_WRONLY | os.O_APPEND)
@@ -166,6 +193,13 @@ def _become_task(request: dict[str, Any], control: tuple[IO[bytes], IO[bytes]]) 
     os.chdir(request["cwd"])
     sys.path[0] = request["cwd"]
     sys.argv = ["-m", *request["args"]]  # argv[0] becomes the module's file, as with -m
+    # A fresh process draws its own numpy seed (Python's `random` reseeds
+    # itself in a fork).
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    # Run as __main__ only, as `python -m` does, even when the server
+    # preloaded the module itself for its imports.
+    sys.modules.pop(request["module"], None)
     runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
 
 
@@ -176,7 +210,7 @@ def serve(modules: list[str]) -> None:
     # Ctrl-C reaches the whole process group: the task it interrupts
     # reports it; the server waits for the task's status and the caller's
     # next line.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests = os.fdopen(os.dup(0), "rb", buffering=0)
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
     # Anything the imports print goes to the server's log, not the replies.
@@ -194,7 +228,7 @@ def serve(modules: list[str]) -> None:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _become_task(request, (requests, replies))
+            _become_task(request, (requests, replies), sigint)
             # The task's main returned: leave as `python -m` does, through
             # the interpreter's shutdown, never back into this loop.
             raise SystemExit(0)
