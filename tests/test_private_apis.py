@@ -288,14 +288,16 @@ def test_beam_dofn_specs_are_answered_once_per_class_and_methods():
     # the method it wraps.
     from apache_beam.transforms.core import CallableWrapperDoFn
 
-    before = len(answers)
+    assert cached(CallableWrapperDoFn(len)) == (set(), set())
+    key = next(k for k in answers if k[0] is CallableWrapperDoFn)
+    before = len(answers)  # (a Beam pipeline run earlier in this process may have made it)
     for fn in (len, lambda x: [x], len):
         mapped = CallableWrapperDoFn(fn)
         assert cached(mapped) == uncached(mapped) == (set(), set())
-    assert len(answers) == before + 1
+    assert len(answers) == before and answers[key] == (set(), set())
     for method in (Stateful().process, Plain().process, Stateful().process):
         mapped = CallableWrapperDoFn(method)
         assert cached(mapped) == uncached(mapped)
     assert cached(CallableWrapperDoFn(Stateful().process)) == ({bag}, set())
     assert cached(CallableWrapperDoFn(Plain().process)) == (set(), set())
-    assert len(answers) == before + 1
+    assert len(answers) == before
