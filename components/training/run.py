@@ -96,12 +96,12 @@ def needs_layer_traces(model: tf.keras.Model) -> bool:
     for every layer (`save_traces`), so that a model can be reloaded as Keras
     without its classes. Tracing and writing them took 1.7 of the taxi
     model's 2.9 s export, and loading them 1.1 of 2.0 s in each later load
-    (the Evaluator, warm-up: docs/benchmarks.md). A functional model made
-    only of Keras' own layers, initializers and functions (no Lambda) is
+    (the Evaluator, warm-up: docs/benchmarks.md). A functional or Sequential
+    model made only of Keras' own layers, initializers and functions is
     rebuilt from its config in any process, so it goes without them.
     Anything else keeps them: a subclassed model, a custom layer or
     function (its module would have to be imported wherever the model is
-    loaded), a Lambda.
+    loaded), a Lambda layer or a lambda argument, a legacy config.
     """
     try:
         config = json.loads(model.to_json())

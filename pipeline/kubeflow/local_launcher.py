@@ -183,13 +183,13 @@ class LocalLauncher:
         work_dir: Where each task's container output goes (`logs/`).
         env: The tasks' environment (default: this process's).
         timeout_s: The longest a task may run.
+        pipeline_root: The run's pipeline root, as KFP's
+            `runtime_config.pipeline_root` sets it (default: the spec's
+            `defaultPipelineRoot`).
         preload: Run `python -m` commands as forks of one interpreter that
             has imported TensorFlow and TFX (`pipeline.kubeflow.preloaded`)
             rather than as fresh interpreters: the same commands, without
             about 6 s of imports each. `close()` stops that interpreter.
-        pipeline_root: The run's pipeline root, as KFP's
-            `runtime_config.pipeline_root` sets it (default: the spec's
-            `defaultPipelineRoot`).
     """
 
     def __init__(
