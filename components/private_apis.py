@@ -1,10 +1,10 @@
 """The private APIs of our dependencies that we rely on, one small function each.
 
-Nothing else in the project touches a private attribute of TensorFlow, TFX, Beam or
-the kfp SDK, TFMA: each use is a function here that says why we need it and what
-to check when that dependency is upgraded, so an upgrade breaks in one named
-place. tests/test_private_apis.py checks that every one still exists in the
-installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5).
+Nothing else in the project touches a private attribute of TensorFlow, TFX, Beam,
+the kfp SDK, TFMA or TFDV: each use is a function here that says why we need it
+and what to check when that dependency is upgraded, so an upgrade breaks in one
+named place. tests/test_private_apis.py checks that every one still exists in the
+installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5, TFDV 1.16.1).
 
 | function                   | dependency | private API                                  |
 |----------------------------|------------|----------------------------------------------|
@@ -30,6 +30,9 @@ installed versions (TensorFlow 2.16, TFX 1.16, Beam 2.74, kfp 2.5).
 | `tfma_histogram_settings`  | TFMA       | `_CalibrationHistogramCombiner`'s attributes   |
 | `tfma_matrices_settings`   | TFMA       | `_BinaryConfusionMatrixCombiner`'s attributes  |
 | `tfma_matrices_accumulator` | TFMA      | `aggregates.binary_confusion_matrices._ThresholdEntry` |
+| `tfdv_combiner_stats_fn`   | TFDV       | `stats_impl._CombinerStatsGeneratorsCombineFn` |
+| `tfdv_top_k_settings`      | TFDV       | `_ComputeTopKUniquesStats`'s attributes        |
+| `tfdv_top_k_tuples`        | TFDV       | `top_k_uniques_stats_generator._to_topk_tuples` |
 
 Imports happen inside the functions: the CLI's light paths import this
 module without loading TensorFlow or TFX.
@@ -589,3 +592,63 @@ def tfma_matrices_accumulator(counts: dict[float, tuple[float, float, float, flo
         )
         for threshold, (tp, tn, fp, fn) in counts.items()
     }
+
+
+def tfdv_combiner_stats_fn(generators: list[Any], desired_batch_size: int | None) -> Any:
+    """TFDV's CombineFn over its combiner generators, as `GenerateStatistics` builds it.
+
+    Our StatisticsGen executor drives it outside Beam (create, add a record
+    batch at a time, compact, extract), so the combiners batch, merge and
+    finish exactly as in TFDV's Beam transform.
+
+    On a TFDV upgrade check `_CombinerStatsGeneratorsCombineFn` and how
+    `GenerateSlicedStatisticsImpl.expand` builds it in
+    `tensorflow_data_validation/statistics/stats_impl.py`.
+    """
+    from tensorflow_data_validation.statistics import stats_impl
+
+    return stats_impl._CombinerStatsGeneratorsCombineFn(generators, desired_batch_size)
+
+
+def tfdv_top_k_settings(generator: Any) -> dict[str, Any]:
+    """The settings of TFDV's exact top-k and uniques generator (`TopKUniquesStatsGenerator`).
+
+    On a TFDV upgrade check `_ComputeTopKUniquesStats.__init__` and `expand`
+    in `tensorflow_data_validation/statistics/generators/
+    top_k_uniques_stats_generator.py`, and that the generator keeps it as
+    its `ptransform`.
+    """
+    transform = generator.ptransform
+    return {
+        "bytes_features": transform._bytes_features,
+        "categorical_numeric_types": transform._categorical_numeric_types,
+        "example_weight_map": transform._example_weight_map,
+        "num_top_values": transform._num_top_values,
+        "frequency_threshold": transform._frequency_threshold,
+        "weighted_frequency_threshold": transform._weighted_frequency_threshold,
+        "num_rank_histogram_buckets": transform._num_rank_histogram_buckets,
+    }
+
+
+def tfdv_top_k_tuples(
+    sliced_batch: tuple[Any, Any],
+    bytes_features: Any,
+    categorical_numeric_types: Any,
+    example_weight_map: Any,
+) -> Any:
+    """TFDV's ((slice, feature steps, value), (count, weight)) pairs of one record batch.
+
+    The features and values TFDV's exact top-k counts, as its Beam
+    transform's first step yields them.
+
+    On a TFDV upgrade check `_to_topk_tuples` in
+    `tensorflow_data_validation/statistics/generators/top_k_uniques_stats_generator.py`.
+    """
+    from tensorflow_data_validation.statistics.generators import top_k_uniques_stats_generator
+
+    return top_k_uniques_stats_generator._to_topk_tuples(
+        sliced_batch,
+        bytes_features=bytes_features,
+        categorical_numeric_types=categorical_numeric_types,
+        example_weight_map=example_weight_map,
+    )

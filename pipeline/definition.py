@@ -37,6 +37,7 @@ from components.gate.component import AnomaliesGate
 from components.pusher.component import RegistryPusher
 from components.schema_importer.component import SchemaImporter
 from components.schema_io import parse_schema, read_schema
+from components.statistics_gen.component import StatisticsGen
 from components.trainer.component import Trainer
 from components.training.custom_config import trainer_custom_config
 from components.training.settings import TRANSFORMED
@@ -178,8 +179,10 @@ def create_pipeline(
     schema_importer = SchemaImporter(schema_text=schema_text).with_id(SCHEMA_IMPORTER)
 
     # With the schema, StatisticsGen counts the values of integer columns the
-    # schema calls categorical (an integer label's classes among them).
-    statistics_gen = tfx.components.StatisticsGen(
+    # schema calls categorical (an integer label's classes among them). Our
+    # executor computes TFDV's statistics without Beam on in-process runners
+    # (components/statistics_gen).
+    statistics_gen = StatisticsGen(
         examples=example_gen.outputs[contracts.EXAMPLES],
         schema=schema_importer.outputs[contracts.SCHEMA],
     ).with_id(STATISTICS_GEN)

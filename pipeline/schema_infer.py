@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from components import beam_setup, contracts, mlmd
+from components.statistics_gen.component import StatisticsGen
 from pipeline.config import PipelineConfig
 from pipeline.definition import STATISTICS_GEN, make_example_gen
 from pipeline.runners.connection import local_connection_config
@@ -35,9 +36,7 @@ def infer_schema(config: PipelineConfig, output: str) -> str:
     name = f"{config.run.pipeline_name}-schema-infer"
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, pipeline_name=name))
     example_gen = make_example_gen(config)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
-        STATISTICS_GEN
-    )
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     ).with_id(SCHEMA_GEN)

@@ -301,3 +301,42 @@ def test_beam_dofn_specs_are_answered_once_per_class_and_methods():
     assert cached(CallableWrapperDoFn(Stateful().process)) == ({bag}, set())
     assert cached(CallableWrapperDoFn(Plain().process)) == (set(), set())
     assert len(answers) == before
+
+
+def test_tfdv_generators_are_driven_as_its_beam_transform_drives_them():
+    import pyarrow as pa
+    import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
+    from tensorflow_data_validation.statistics import stats_impl
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = text_format.Parse(
+        'feature { name: "c" type: BYTES } feature { name: "n" type: INT }', schema_pb2.Schema()
+    )
+    generators = stats_impl.get_generators(tfdv.StatsOptions(schema=schema, num_top_values=3))
+    combiners = [g for g in generators if isinstance(g, tfdv.CombinerStatsGenerator)]
+    (top_k,) = [g for g in generators if isinstance(g, tfdv.TransformStatsGenerator)]
+
+    settings = private_apis.tfdv_top_k_settings(top_k)
+    assert settings["num_top_values"] == 3 and settings["num_rank_histogram_buckets"] == 1000
+    assert settings["frequency_threshold"] == 1 and settings["weighted_frequency_threshold"] == 1.0
+    assert not settings["bytes_features"] and not settings["categorical_numeric_types"]
+    assert not settings["example_weight_map"].all_weight_features()
+
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([[b"a"], [b"b"], [b"a"]]), pa.array([[1], [2], None])], ["c", "n"]
+    )
+    tuples = private_apis.tfdv_top_k_tuples(
+        ("slice", batch),
+        settings["bytes_features"],
+        settings["categorical_numeric_types"],
+        settings["example_weight_map"],
+    )
+    assert sorted(tuples) == [(("slice", ("c",), b"a"), (2, 1)), (("slice", ("c",), b"b"), (1, 1))]
+
+    combine = private_apis.tfdv_combiner_stats_fn(combiners, None)
+    combine.setup()
+    accumulator = combine.add_input(combine.create_accumulator(), batch)
+    result = combine.extract_output(combine.compact(accumulator))
+    assert result.num_examples == 3
+    assert sorted(f.path.step[0] for f in result.features) == ["c", "n"]
