@@ -7,7 +7,7 @@ ARGS ?=
 
 # `make test` also installs MariaDB (Debian's package) when missing: the ML
 # Metadata MySQL-backend tests start a real server.
-.PHONY: venv run test test-fast lint bench bench-example-gen bench-evaluator bench-trainer bench-cli bench-serving lock clean
+.PHONY: venv run test test-fast lint bench bench-example-gen bench-statistics-gen bench-evaluator bench-trainer bench-cli bench-serving lock clean
 
 venv:
 	@scripts/ensure_venv.sh
@@ -34,6 +34,9 @@ bench: venv
 
 bench-example-gen: venv
 	$(PY) bench/bench_example_gen.py $(ARGS)
+
+bench-statistics-gen: venv
+	$(PY) bench/bench_statistics_gen.py $(ARGS)
 
 bench-evaluator: venv
 	$(PY) bench/bench_evaluator.py $(ARGS)

@@ -353,3 +353,34 @@ def test_statistics_stream_one_batch_at_a_time(
     statistics = _run(executor.Executor, examples, tmp_path / "out")
     assert events == [("read", 100), ("add", 100)] * 10
     assert _statistics(statistics, "train")["datasets"][0]["numExamples"] == "1000"
+
+
+def test_record_batches_are_tfxios_in_order_and_decoded_a_few_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tfx_bsl.coders import example_coder
+    from tfx_bsl.public import tfxio
+
+    _examples(tmp_path / "examples", {"train": _edge_records(2000)})
+    pattern = str(tmp_path / "examples" / "Split-train" / "*")
+    options = tfxio.RecordBatchesOptions(batch_size=150, num_epochs=1, shuffle=False)
+    theirs = list(tfxio.TFExampleRecord(pattern).RecordBatches(options))
+
+    decoded = []
+    decoder_class = example_coder.ExamplesToRecordBatchDecoder
+
+    class Counting:
+        def __init__(self) -> None:
+            self._decoder = decoder_class()
+
+        def DecodeBatch(self, records: Any) -> Any:
+            decoded.append(len(records))
+            return self._decoder.DecodeBatch(records)
+
+    monkeypatch.setattr(example_coder, "ExamplesToRecordBatchDecoder", Counting)
+    ours = []
+    for batch in in_process.record_batches([pattern], 150, threads=2):
+        ours.append(batch)
+        assert len(decoded) - len(ours) <= 3
+    assert len(ours) == len(theirs) == 14
+    assert all(a.equals(b) for a, b in zip(ours, theirs, strict=True))

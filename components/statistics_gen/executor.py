@@ -25,7 +25,7 @@ from tfx.components.util import examples_utils, tfxio_utils
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, stats_utils
-from tfx_bsl.tfxio import dataset_options, tf_example_record
+from tfx_bsl.tfxio import tf_example_record
 
 from components import private_apis
 from components.statistics_gen import in_process
@@ -144,7 +144,7 @@ class Executor(tfx_executor.Executor):
             if not isinstance(tfxio, tf_example_record.TFExampleRecord):
                 reason = f"{type(tfxio).__name__} input"
                 break
-            reads[split] = tfxio
+            reads[split] = tfxio_utils.get_file_format_and_patterns([examples], split)[0]
         if reason:
             logging.info("StatisticsGen runs TFDV in Beam: %s.", reason)
             super().Do(input_dict, output_dict, exec_properties)
@@ -164,15 +164,12 @@ class Executor(tfx_executor.Executor):
         statistics.set_json_value_custom_property(
             tfx_executor.SAMPLE_RATE_BY_SPLIT_PROPERTY_NAME, json_utils.dumps(rates)
         )
-        read_options = dataset_options.RecordBatchesOptions(
-            batch_size=BATCH_SIZE, num_epochs=1, shuffle=False
-        )
         results = {}
-        for split, tfxio in reads.items():
+        for split, patterns in reads.items():
             logging.info("Generating statistics for split %s.", split)
             try:
                 results[split] = in_process.statistics(
-                    tfxio.RecordBatches(read_options), options[split]
+                    in_process.record_batches(patterns, BATCH_SIZE), options[split]
                 )
             except Exception as error:
                 folder = artifact_utils.get_split_uri([examples], split)

@@ -19,8 +19,11 @@ executor for them.
 
 from __future__ import annotations
 
+import collections
 import heapq
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent import futures
 from typing import Any
 
 import pyarrow as pa
@@ -31,9 +34,52 @@ from tensorflow_data_validation.statistics.generators import (
 )
 from tensorflow_data_validation.utils import top_k_uniques_stats_util
 from tensorflow_metadata.proto.v0 import statistics_pb2
+from tfx_bsl.coders import example_coder
 from tfx_bsl.statistics import merge_util
+from tfx_bsl.tfxio import dataset_util
 
 from components import private_apis
+
+
+def record_batches(
+    file_patterns: Sequence[str], batch_size: int, threads: int = 2
+) -> Iterator[pa.RecordBatch]:
+    """The tf.Examples in these TFRecord files, decoded as TFXIO's `TFExampleRecord` decodes them.
+
+    The files are read as `TFExampleRecord.RecordBatches` reads them (tfx_bsl's
+    `make_tf_record_dataset`, in order, GZIP by the files' names), and each
+    batch decoded with no schema by tfx_bsl's decoder, as TFX's StatisticsGen
+    decodes. The decoder lets go of the GIL for most of its work, and
+    decoding was 85% of the statistics' time, so `threads` decode batches
+    side by side (in a thread each), while the caller computes statistics
+    of the one before: at most `threads` + 1 batches are held, and they come
+    out in the files' order.
+    """
+    dataset = dataset_util.make_tf_record_dataset(
+        list(file_patterns),
+        batch_size,
+        drop_final_batch=False,
+        num_epochs=1,
+        shuffle=False,
+        shuffle_buffer_size=1,
+        shuffle_seed=None,
+    )
+    local = threading.local()
+
+    def decode(records: Any) -> pa.RecordBatch:
+        decoder = getattr(local, "decoder", None)
+        if decoder is None:
+            decoder = local.decoder = example_coder.ExamplesToRecordBatchDecoder()
+        return decoder.DecodeBatch(records)
+
+    with futures.ThreadPoolExecutor(threads, thread_name_prefix="decode") as pool:
+        pending: collections.deque[futures.Future[pa.RecordBatch]] = collections.deque()
+        for records in dataset.as_numpy_iterator():
+            pending.append(pool.submit(decode, records))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _generators(
