@@ -282,6 +282,32 @@ def test_a_failed_read_leaves_no_split_file_that_looks_finished(tmp_path: Path) 
     assert written and all(name.endswith(".incomplete") for name in written)
 
 
+def test_a_failed_write_fails_the_run_and_leaves_no_finished_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread's error reaches the run, and no split file looks finished."""
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = TAXI_CSV.read_text().splitlines(keepends=True)
+    (data / "a.csv").write_text("".join(lines[:3001]))
+    monkeypatch.setattr(executor, "BLOCK_BYTES", 16384)  # many batches
+    writer_class = tf.io.TFRecordWriter
+    written = []
+
+    class FailingWriter(writer_class):  # type: ignore[misc, valid-type]
+        def write(self, record: bytes) -> None:
+            if len(written) == 1000:
+                raise OSError("No space left on device")
+            written.append(record)
+            super().write(record)
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", FailingWriter)
+    with pytest.raises(OSError, match="No space left on device"):
+        _run(executor.Executor, data, tmp_path / "out")
+    files = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert files and all(name.endswith(".incomplete") for name in files)
+
+
 def test_executor_reads_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Column types are the widest over batches: a float in a later batch makes the column float."""
     data = tmp_path / "data"

@@ -27,6 +27,8 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -240,8 +242,14 @@ class _SplitWriters:
     """One GZIP TFRecord file per output split, named as Beam's sink names a single shard.
 
     Each is written under a temporary name and renamed when all are
-    complete, so a failed run leaves no file that looks finished.
+    complete, so a failed run leaves no file that looks finished. The
+    records are compressed and written in a thread of their own (TensorFlow's
+    writer lets go of the GIL), while the caller encodes the next batch: at
+    most `_QUEUED` batches wait. A failed write is raised by the next
+    `write` or by `close`.
     """
+
+    _QUEUED = 4
 
     def __init__(self, outputs: list[types.Artifact], split_names: Sequence[str]) -> None:
         import tensorflow as tf
@@ -254,20 +262,41 @@ class _SplitWriters:
             final = os.path.join(folder, f"{write_split.DEFAULT_FILE_NAME}-00000-of-00001.gz")
             self._final[split] = final
             self._writers[split] = tf.io.TFRecordWriter(f"{final}.incomplete", options="GZIP")
+        self._queue: queue.Queue[tuple[str, Sequence[bytes]] | None] = queue.Queue(self._QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="write-splits", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking batches, so the caller never blocks
+            split, records = item
+            try:
+                write = self._writers[split].write
+                for record in records:
+                    write(record)
+            except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
+                self._error = error
+
+    def _raise_failed_write(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def write(self, split: str, records: Sequence[bytes]) -> None:
-        write = self._writers[split].write
-        for record in records:
-            write(record)
+        self._raise_failed_write()
+        self._queue.put((split, records))
 
     def close(self, complete: bool) -> None:
-        for split, writer in self._writers.items():
+        self._queue.put(None)
+        self._thread.join()
+        for writer in self._writers.values():
             writer.close()
-            if complete:
+        self._raise_failed_write()
+        if complete:
+            for final in self._final.values():
                 # A retried execution writes into the same folder again.
-                fileio.rename(
-                    f"{self._final[split]}.incomplete", self._final[split], overwrite=True
-                )
+                fileio.rename(f"{final}.incomplete", final, overwrite=True)
 
 
 def write_splits_in_process(
