@@ -276,7 +276,7 @@ class _SplitWriters:
                 write = self._writers[split].write
                 for record in records:
                     write(record)
-            except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
+            except BaseException as error:  # raised again in the caller's thread
                 self._error = error
 
     def _raise_failed_write(self) -> None:
