@@ -54,7 +54,7 @@ def _run_child(executor_path: str, examples_uri: str, out: str) -> None:
     examples.uri = examples_uri
     examples.split_names = json.dumps(list(SPLITS))
     schema = standard_artifacts.Schema()
-    schema.uri = str(SCHEMA.parent)
+    schema.uri = str(Path(examples_uri).parent / "schema")
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = out
     context = executor_class.Context(beam_pipeline_args=BEAM_ARGS)
@@ -105,6 +105,9 @@ def main() -> int:
     results = {}
     for scale in [int(s) for s in args.scale.split(",")]:
         examples = workdir / f"{scale}x" / "examples"
+        # A Schema artifact's folder holds the schema file alone.
+        (examples.parent / "schema").mkdir(parents=True, exist_ok=True)
+        (examples.parent / "schema" / "schema.pbtxt").write_text(SCHEMA.read_text())
         if not (examples / "Split-train").exists():
             write_examples(
                 "components.example_gen.executor.Executor",

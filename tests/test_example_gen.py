@@ -282,6 +282,31 @@ def test_a_failed_read_leaves_no_split_file_that_looks_finished(tmp_path: Path) 
     assert written and all(name.endswith(".incomplete") for name in written)
 
 
+def test_large_splits_are_written_in_shards_as_beam_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file after SHARD_BYTES of records: TFX's records, in order, over Beam-named files."""
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = TAXI_CSV.read_text().splitlines(keepends=True)
+    (data / "a.csv").write_text("".join(lines[:3001]))
+    theirs = _run(tfx_csv_executor.Executor, data, tmp_path / "tfx")
+    monkeypatch.setattr(executor, "SHARD_BYTES", 100_000)
+    ours = _run(executor.Executor, data, tmp_path / "ours")
+    for split in ("train", "eval"):
+        records = _records(theirs, split)
+        # A file is full once it holds 100,000 bytes of records.
+        count, size = 1, 0
+        for record in records:
+            if size >= 100_000:
+                count, size = count + 1, 0
+            size += len(record)
+        assert count > 2
+        names = sorted(os.listdir(os.path.join(ours.uri, f"Split-{split}")))
+        assert names == [f"data_tfrecord-{i:05d}-of-{count:05d}.gz" for i in range(count)]
+        assert _records(ours, split) == records
+
+
 def test_a_failed_write_fails_the_run_and_leaves_no_finished_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

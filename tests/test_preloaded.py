@@ -66,7 +66,20 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(folder: Path):
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt here, as in an interactive shell.
+
+    A suite started in the background by a script (`make test &`) inherits
+    SIGINT ignored, and so would the tasks these tests interrupt; the
+    server and the fresh interpreters take this process's disposition.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="module")
+def server(folder: Path, sigint_raises: None):
     # Preloads the state module too: a task that changes it must not change
     # what the next task sees.
     cwd = os.getcwd()

@@ -49,6 +49,15 @@ from components.example_gen import columns
 
 # Bytes of CSV text per record batch: thousands of rows, a few MiB in memory.
 BLOCK_BYTES = 4 << 20
+# Serialized examples per output file, before compression. Beam's gzip reader
+# (`filesystem.CompressedFile`, which Transform and TFX's own readers use)
+# inflates a file in 16 MiB compressed chunks, each held whole in memory:
+# one file per split made that a quarter of the whole split at 1.5M rows
+# (the taxi examples compress 14 times), 469 MiB, where files of 16 MiB hold
+# it to 16 MiB whatever the data's size (docs/benchmarks.md). Files this size
+# also give a distributed runner pieces to read in parallel (gzip is read
+# whole, one file per worker).
+SHARD_BYTES = 16 << 20
 
 
 def header(csv_files: Sequence[str]) -> list[str]:
@@ -238,10 +247,53 @@ def serialized_batches(pattern: str) -> Iterator[list[bytes]]:
             yield columns.encode(batch, types)
 
 
-class _SplitWriters:
-    """One GZIP TFRecord file per output split, named as Beam's sink names a single shard.
+class _Shards:
+    """One split's GZIP TFRecord files, a new one after every `SHARD_BYTES` of records.
 
-    Each is written under a temporary name and renamed when all are
+    Each is written under a temporary name; `finish` renames them as Beam's
+    sink names its shards (`data_tfrecord-00000-of-00003.gz`).
+    """
+
+    def __init__(self, folder: str) -> None:
+        self._prefix = os.path.join(folder, write_split.DEFAULT_FILE_NAME)
+        self._temporary: list[str] = []
+        self._writer: Any = None
+        self._bytes = 0
+
+    def _next(self) -> None:
+        import tensorflow as tf
+
+        if self._writer is not None:
+            self._writer.close()
+        path = f"{self._prefix}-{len(self._temporary):05d}.gz.incomplete"
+        self._temporary.append(path)
+        self._writer = tf.io.TFRecordWriter(path, options="GZIP")
+        self._bytes = 0
+
+    def write(self, records: Sequence[bytes]) -> None:
+        for record in records:
+            if self._writer is None or self._bytes >= SHARD_BYTES:
+                self._next()
+            self._writer.write(record)
+            self._bytes += len(record)
+
+    def close(self) -> None:
+        if self._writer is None:
+            self._next()  # an empty split is one empty file, as Beam writes it
+        self._writer.close()
+
+    def finish(self) -> None:
+        """Renames the closed files to their final names."""
+        count = len(self._temporary)
+        for index, path in enumerate(self._temporary):
+            # A retried execution writes into the same folder again.
+            fileio.rename(path, f"{self._prefix}-{index:05d}-of-{count:05d}.gz", overwrite=True)
+
+
+class _SplitWriters:
+    """Each output split's GZIP TFRecord files (`_Shards`).
+
+    Every file is written under a temporary name and renamed when all are
     complete, so a failed run leaves no file that looks finished. The
     records are compressed and written in a thread of their own (TensorFlow's
     writer lets go of the GIL), while the caller encodes the next batch: at
@@ -252,16 +304,11 @@ class _SplitWriters:
     _QUEUED = 4
 
     def __init__(self, outputs: list[types.Artifact], split_names: Sequence[str]) -> None:
-        import tensorflow as tf
-
-        self._final: dict[str, str] = {}
-        self._writers: dict[str, Any] = {}
+        self._shards: dict[str, _Shards] = {}
         for split in split_names:
             folder = artifact_utils.get_split_uri(outputs, split)
             fileio.makedirs(folder)
-            final = os.path.join(folder, f"{write_split.DEFAULT_FILE_NAME}-00000-of-00001.gz")
-            self._final[split] = final
-            self._writers[split] = tf.io.TFRecordWriter(f"{final}.incomplete", options="GZIP")
+            self._shards[split] = _Shards(folder)
         self._queue: queue.Queue[tuple[str, Sequence[bytes]] | None] = queue.Queue(self._QUEUED)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="write-splits", daemon=True)
@@ -273,9 +320,7 @@ class _SplitWriters:
                 continue  # keep taking batches, so the caller never blocks
             split, records = item
             try:
-                write = self._writers[split].write
-                for record in records:
-                    write(record)
+                self._shards[split].write(records)
             except BaseException as error:  # raised again in the caller's thread
                 self._error = error
 
@@ -290,13 +335,12 @@ class _SplitWriters:
     def close(self, complete: bool) -> None:
         self._queue.put(None)
         self._thread.join()
-        for writer in self._writers.values():
-            writer.close()
+        for shards in self._shards.values():
+            shards.close()
         self._raise_failed_write()
         if complete:
-            for final in self._final.values():
-                # A retried execution writes into the same folder again.
-                fileio.rename(f"{final}.incomplete", final, overwrite=True)
+            for shards in self._shards.values():
+                shards.finish()
 
 
 def write_splits_in_process(
