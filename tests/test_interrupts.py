@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -43,14 +44,42 @@ def test_without_it_the_interrupt_is_lost() -> None:
         pytest.fail("Python raised the interrupt from __del__; the next test proves nothing")
 
 
-def test_a_dropped_interrupt_is_raised_again() -> None:
+@pytest.fixture
+def reported(monkeypatch: pytest.MonkeyPatch) -> list[BaseException | None]:
+    """What reaches `sys.unraisablehook` (Python's "Exception ignored" report)."""
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: seen.append(info.exc_value))
+    return seen
+
+
+def test_a_dropped_interrupt_is_raised_again_and_not_reported(
+    reported: list[BaseException | None],
+) -> None:
     started = time.monotonic()
+    hook = sys.unraisablehook
     with pytest.raises(KeyboardInterrupt), interrupts.not_lost(every_s=0.2):
         obj = _InterruptedWhileFinalized()
         del obj
         _work_for(10)
     assert time.monotonic() - started < 5
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # The run reports the interrupt once, its own way; Python's "Exception
+    # ignored" report of the dropped one is not printed.
+    assert reported == []
+    assert sys.unraisablehook is hook
+
+
+def test_other_exceptions_a_finalizer_drops_are_still_reported(
+    reported: list[BaseException | None],
+) -> None:
+    class Failing:
+        def __del__(self) -> None:
+            raise ValueError("finalizer failed")
+
+    with interrupts.not_lost(every_s=0.05):
+        obj = Failing()
+        del obj
+    assert [str(e) for e in reported] == ["finalizer failed"]
 
 
 def test_an_ordinary_interrupt_is_raised_once_and_the_block_ends_quietly() -> None:

@@ -9,13 +9,16 @@ Transform ended in a finished run with exit status 0.
 
 `not_lost` installs a handler that remembers the interrupt and raises it, and
 a watcher thread that raises it again every `every_s` seconds until it leaves
-the block: a dropped interrupt is delayed, not lost.
+the block: a dropped interrupt is delayed, not lost. Python's "Exception
+ignored" report of the dropped one is left out (the run ends with its own
+one line); any other exception a finalizer drops is reported as before.
 """
 
 from __future__ import annotations
 
 import _thread
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +53,15 @@ def not_lost(every_s: float = 0.5) -> Iterator[None]:
             if pending.is_set():
                 _thread.interrupt_main(signal.SIGINT)
 
+    report = sys.unraisablehook
+
+    def unraisable(info: sys.UnraisableHookArgs) -> None:
+        # Our KeyboardInterrupt, dropped by a finalizer: raised again below.
+        if pending.is_set() and isinstance(info.exc_value, KeyboardInterrupt):
+            return
+        report(info)
+
+    sys.unraisablehook = unraisable
     signal.signal(signal.SIGINT, handler)
     watcher = threading.Thread(target=repeat, name="sigint-repeat", daemon=True)
     watcher.start()
@@ -61,3 +73,5 @@ def not_lost(every_s: float = 0.5) -> Iterator[None]:
         leaving.set()
         watcher.join()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if sys.unraisablehook is unraisable:
+            sys.unraisablehook = report
