@@ -37,7 +37,7 @@ EXECUTORS = {
 BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
-def _run_child(executor_path: str, data_root: str, out: str) -> None:
+def run_executor(executor_path: str, data_root: str, out: str) -> None:
     from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts
     from tfx.utils import import_utils, proto_utils
@@ -65,8 +65,9 @@ def _run_child(executor_path: str, data_root: str, out: str) -> None:
     executor_class(context).Do({}, {"examples": [examples]}, properties)
 
 
-def _timed(executor_path: str, data_root: str, out: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", executor_path, data_root, str(out)]
+def timed_child(script: str, executor_path: str, *args: str) -> dict:
+    """Runs `script --child executor_path *args` in a subprocess: its wall time and peak RSS."""
+    cmd = [sys.executable, script, "--child", executor_path, *args]
     started = time.monotonic()
     process = subprocess.Popen(cmd)
     _, status, usage = os.wait4(process.pid, 0)
@@ -99,7 +100,7 @@ def main() -> int:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _run_child(*args.child)
+        run_executor(*args.child)
         return 0
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-example-gen-"))
     results = {}
@@ -108,7 +109,7 @@ def main() -> int:
         rows = {}
         for name, executor_path in EXECUTORS.items():
             out = workdir / f"{scale}x" / name.split()[0]
-            rows[name] = _timed(executor_path, data_root, out)
+            rows[name] = timed_child(__file__, executor_path, data_root, str(out))
             if not args.no_compare:
                 rows[name]["splits"] = {s: _digest(out, s) for s in ("train", "eval")}
         results[scale] = rows

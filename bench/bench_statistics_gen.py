@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
-from bench.bench_example_gen import BEAM_ARGS  # noqa: E402
-from bench.bench_example_gen import _run_child as write_examples  # noqa: E402
+from bench.bench_example_gen import BEAM_ARGS, timed_child  # noqa: E402
+from bench.bench_example_gen import run_executor as write_examples  # noqa: E402
 from bench.bench_local_run import scaled_data  # noqa: E402
 
 EXECUTORS = {
@@ -63,16 +61,6 @@ def _run_child(executor_path: str, examples_uri: str, out: str) -> None:
         {"statistics": [statistics]},
         {"exclude_splits": "[]"},
     )
-
-
-def _timed(executor_path: str, examples_uri: str, out: Path) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--child", executor_path, examples_uri, str(out)]
-    started = time.monotonic()
-    process = subprocess.Popen(cmd)
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{executor_path} failed (status {status})")
-    return {"wall_s": time.monotonic() - started, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
 def _normalised(out: Path, split: str) -> dict[str, Any]:
@@ -118,7 +106,7 @@ def main() -> int:
         outputs = {}
         for name, executor_path in EXECUTORS.items():
             out = workdir / f"{scale}x" / name.split()[0]
-            rows[name] = _timed(executor_path, str(examples), out)
+            rows[name] = timed_child(__file__, executor_path, str(examples), str(out))
             outputs[name] = {split: _normalised(out, split) for split in SPLITS}
         same = len({json.dumps(o, sort_keys=True) for o in outputs.values()}) == 1
         results[scale] = {"executors": rows, "same_statistics": same}

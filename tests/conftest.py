@@ -114,6 +114,14 @@ def csv_columns(path: Path = TAXI_CSV) -> list[str]:
         return next(csv.reader(f))
 
 
+def write_taxi_lines(path: Path, rows: int) -> Path:
+    """The taxi CSV's header and its first `rows` rows, byte for byte, making parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = TAXI_CSV.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: rows + 1]))
+    return path
+
+
 def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
     """Writes `rows` under a header of `columns` (others dropped), making parent folders."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from tfx_bsl.coders import csv_decoder
 from components import private_apis
 from components.example_gen import columns, executor
 from components.example_gen.columns import ColumnType
-from tests.conftest import TAXI_CSV
+from tests.conftest import TAXI_CSV, write_taxi_lines
 
 # Cells where Python's and Arrow's number parsing part ways, and the plain ones.
 CELLS = [
@@ -259,10 +259,7 @@ def test_input_splits_become_output_splits_as_tfxs(tmp_path: Path) -> None:
 
 def test_a_retry_writes_over_the_same_folder(tmp_path: Path) -> None:
     # A retried execution (Kubeflow reuses the output URI) writes its files again.
-    data = tmp_path / "data"
-    data.mkdir()
-    lines = TAXI_CSV.read_text().splitlines(keepends=True)
-    (data / "a.csv").write_text("".join(lines[:201]))
+    data = write_taxi_lines(tmp_path / "data" / "a.csv", 200).parent
     first = _run(executor.Executor, data, tmp_path / "out")
     records = {split: _records(first, split) for split in ("train", "eval")}
     again = _run(executor.Executor, data, tmp_path / "out")
@@ -271,11 +268,10 @@ def test_a_retry_writes_over_the_same_folder(tmp_path: Path) -> None:
 
 
 def test_a_failed_read_leaves_no_split_file_that_looks_finished(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    lines = TAXI_CSV.read_text().splitlines(keepends=True)
-    (data / "a.csv").write_text("".join(lines[:101]))
-    (data / "b.csv").write_text(lines[0] + "1,2\n")  # a short row, read second
+    first = write_taxi_lines(tmp_path / "data" / "a.csv", 100)
+    data = first.parent
+    header = write_taxi_lines(tmp_path / "header.csv", 0).read_text()
+    (data / "b.csv").write_text(header + "1,2\n")  # a short row, read second
     with pytest.raises(ValueError, match=r"b\.csv: not CSV"):
         _run(executor.Executor, data, tmp_path / "out")
     written = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
@@ -286,10 +282,7 @@ def test_large_splits_are_written_in_shards_as_beam_names_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A new file after SHARD_BYTES of records: TFX's records, in order, over Beam-named files."""
-    data = tmp_path / "data"
-    data.mkdir()
-    lines = TAXI_CSV.read_text().splitlines(keepends=True)
-    (data / "a.csv").write_text("".join(lines[:3001]))
+    data = write_taxi_lines(tmp_path / "data" / "a.csv", 3000).parent
     theirs = _run(tfx_csv_executor.Executor, data, tmp_path / "tfx")
     monkeypatch.setattr(executor, "SHARD_BYTES", 100_000)
     ours = _run(executor.Executor, data, tmp_path / "ours")
@@ -311,10 +304,7 @@ def test_a_failed_write_fails_the_run_and_leaves_no_finished_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer thread's error reaches the run, and no split file looks finished."""
-    data = tmp_path / "data"
-    data.mkdir()
-    lines = TAXI_CSV.read_text().splitlines(keepends=True)
-    (data / "a.csv").write_text("".join(lines[:3001]))
+    data = write_taxi_lines(tmp_path / "data" / "a.csv", 3000).parent
     monkeypatch.setattr(executor, "BLOCK_BYTES", 16384)  # many batches
     writer_class = tf.io.TFRecordWriter
     written = []

@@ -27,7 +27,8 @@ from tfx.types import standard_artifacts
 
 from components import private_apis
 from components.statistics_gen import executor, in_process
-from tests.conftest import TAXI_CSV
+from tests.conftest import write_taxi_lines
+from tests.test_example_gen import _run as run_example_gen
 
 TAXI_SCHEMA = Path(__file__).resolve().parents[1] / "models" / "taxi" / "schema.pbtxt"
 # Summed in Beam's order or ours: the last bits may differ.
@@ -155,36 +156,10 @@ def _assert_same(
 
 def _taxi_examples(tmp_path: Path, rows: int) -> standard_artifacts.Examples:
     """The first rows of the taxi CSV as our ExampleGen writes them (TFX's train and eval split)."""
-    from tfx.utils import proto_utils
-
     from components.example_gen import executor as example_gen
 
-    data = tmp_path / "csv"
-    data.mkdir()
-    lines = TAXI_CSV.read_text().splitlines(keepends=True)
-    (data / "taxi.csv").write_text("".join(lines[: rows + 1]))
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    output = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
-            ]
-        )
-    )
-    properties = {
-        "input_base": str(data),
-        "input_config": proto_utils.proto_to_json(
-            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*.csv")])
-        ),
-        "output_config": proto_utils.proto_to_json(output),
-        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-    }
-    context = example_gen.Executor.Context(beam_pipeline_args=[])
-    example_gen.Executor(context).Do({}, {"examples": [examples]}, properties)
-    return examples
+    data = write_taxi_lines(tmp_path / "csv" / "taxi.csv", rows).parent
+    return run_example_gen(example_gen.Executor, data, tmp_path / "examples")
 
 
 def test_taxi_statistics_are_tfxs(tmp_path: Path) -> None:
