@@ -7,6 +7,7 @@ not blessed, and two runs on broken data that stop at the anomalies gate.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from pipeline.__main__ import main
 from pipeline.config import PipelineConfig, load_config, to_dict
 from pipeline.report import page as report_page
 from pipeline.report import write_report
-from pipeline.runners import local
+from pipeline.runners import local, memory
 from tests import browser
 from tests.conftest import (
     csv_columns,
@@ -97,9 +98,20 @@ def _executions(config: PipelineConfig, node_id: str) -> list[metadata_store_pb2
 
 
 @pytest.fixture(scope="module")
-def first_run(workspace: Path):
+def given_back() -> list[bool]:
+    """One entry per time the first run gave memory back: were objects frozen then."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace: Path, given_back: list[bool]):
     config = _config(workspace)
-    return config, local.run(config)
+    original = memory.give_back
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            memory, "give_back", lambda: given_back.append(gc.get_freeze_count() > 0) or original()
+        )
+        return config, local.run(config)
 
 
 def test_first_run_blesses_and_pushes(first_run):
@@ -110,6 +122,13 @@ def test_first_run_blesses_and_pushes(first_run):
     assert summary.baseline_model_id is None
     assert any("judged on the value thresholds alone" in r for r in summary.reasons)
     assert summary.pushed_uri and summary.pushed_uri.startswith(config.serving_model_dir)
+
+
+def test_memory_is_given_back_after_every_component(first_run, given_back):
+    _, summary = first_run
+    assert given_back == [True] * len(summary.nodes)
+    assert len(summary.nodes) == len(definition.NODE_IDS)
+    assert gc.get_freeze_count() == 0  # the run leaves the collector as it found it
 
 
 def test_the_run_report_shows_this_run_and_loads_in_chromium(first_run, tmp_path):

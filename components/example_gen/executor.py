@@ -47,8 +47,13 @@ from tfx.utils import io_utils, proto_utils
 from components import private_apis
 from components.example_gen import columns
 
-# Bytes of CSV text per record batch: thousands of rows, a few MiB in memory.
-BLOCK_BYTES = 4 << 20
+# Bytes of CSV text per record batch: about 8,000 taxi rows. Arrow's streaming
+# CSV reader parses blocks ahead of the one it hands out, about fifty
+# MiB of memory per MiB of block here: 4 MiB blocks held 213 MiB over a 190 MB
+# file and 61 MiB over a 19 MB one, i.e. the whole file when it is small, so
+# ExampleGen's memory grew with the data up to that bound; 1 MiB holds 64 MiB,
+# in the same time (docs/benchmarks.md, "Goal 2").
+BLOCK_BYTES = 1 << 20
 # Serialized examples per output file, before compression. Beam's gzip reader
 # (`filesystem.CompressedFile`, which Transform and TFX's own readers use)
 # inflates a file in 16 MiB compressed chunks, each held whole in memory:
@@ -81,7 +86,7 @@ def header(csv_files: Sequence[str]) -> list[str]:
 
 
 def read_batches(
-    path: str, names: Sequence[str], block_bytes: int = BLOCK_BYTES
+    path: str, names: Sequence[str], block_bytes: int | None = None
 ) -> Iterator[pa.RecordBatch]:
     """The rows after the header of one CSV file, as batches of cell text.
 
@@ -97,7 +102,9 @@ def read_batches(
             reader = pcsv.open_csv(
                 stream,
                 read_options=pcsv.ReadOptions(
-                    skip_rows=1, column_names=list(names), block_size=block_bytes
+                    skip_rows=1,
+                    column_names=list(names),
+                    block_size=block_bytes or BLOCK_BYTES,
                 ),
                 parse_options=pcsv.ParseOptions(newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(

@@ -12,7 +12,7 @@ from components import beam_setup, mlmd, storage
 from pipeline.config import PipelineConfig
 from pipeline.definition import create_pipeline
 from pipeline.progress import NodeResult, ProgressTracker
-from pipeline.runners import interrupts
+from pipeline.runners import interrupts, memory
 from pipeline.runners.connection import local_connection_config
 from pipeline.summary import RunSummary, summarize
 
@@ -74,20 +74,26 @@ def run(
     connection = local_connection_config(config)
     pipeline = create_pipeline(config, metadata_connection_config=connection)
     store = mlmd.open_store(connection)
-    tracker = ProgressTracker(store, config.run.pipeline_name, report)
-    try:
-        with tracker.attached(), interrupts.not_lost():
-            tfx.orchestration.LocalDagRunner().run(pipeline)
-    except KeyboardInterrupt:
-        running = tracker.running or "pipeline"
-        if tracker.run_id:
-            mlmd.cancel_running(store, config.run.pipeline_name, tracker.run_id)
-        raise PipelineInterrupted(running) from None
-    except Exception as error:  # any component failure ends the run; name it
-        failed = tracker.running or "pipeline"
+    with memory.given_back_between_components() as give_back:
+
+        def finished(result: NodeResult) -> None:
+            give_back()  # the next component starts on what this one freed
+            report(result)
+
+        tracker = ProgressTracker(store, config.run.pipeline_name, finished)
+        try:
+            with tracker.attached(), interrupts.not_lost():
+                tfx.orchestration.LocalDagRunner().run(pipeline)
+        except KeyboardInterrupt:
+            running = tracker.running or "pipeline"
+            if tracker.run_id:
+                mlmd.cancel_running(store, config.run.pipeline_name, tracker.run_id)
+            raise PipelineInterrupted(running) from None
+        except Exception as error:  # any component failure ends the run; name it
+            failed = tracker.running or "pipeline"
+            summary = summarize(store, tracker.results, config.evaluator)
+            raise PipelineRunError(
+                failed, one_line_reason(error), replace(summary, run_id=tracker.run_id or "")
+            ) from error
         summary = summarize(store, tracker.results, config.evaluator)
-        raise PipelineRunError(
-            failed, one_line_reason(error), replace(summary, run_id=tracker.run_id or "")
-        ) from error
-    summary = summarize(store, tracker.results, config.evaluator)
-    return replace(summary, run_id=tracker.run_id or "")
+        return replace(summary, run_id=tracker.run_id or "")
