@@ -8,6 +8,7 @@ import weakref
 
 import pytest
 
+from components import native_heap
 from pipeline.runners import memory
 
 MIB = 1 << 20
@@ -25,7 +26,7 @@ class _Node:
         self.me = self
 
 
-@pytest.mark.skipif(memory._TRIM is None, reason="malloc_trim is glibc's")
+@pytest.mark.skipif(not native_heap.AVAILABLE, reason="malloc_trim is glibc's")
 def test_give_back_returns_freed_heap_pages_to_the_kernel() -> None:
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p

@@ -25,7 +25,7 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 
-from components import private_apis
+from components import native_heap, private_apis
 from components.statistics_gen import executor, in_process
 from tests.conftest import write_taxi_lines
 from tests.test_example_gen import _run as run_example_gen
@@ -328,6 +328,26 @@ def test_statistics_stream_one_batch_at_a_time(
     statistics = _run(executor.Executor, examples, tmp_path / "out")
     assert events == [("read", 100), ("add", 100)] * 10
     assert _statistics(statistics, "train")["datasets"][0]["numExamples"] == "1000"
+
+
+def test_free_heap_pages_go_back_after_each_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = _examples(
+        tmp_path / "examples", {"train": _edge_records(300), "eval": _edge_records(100)}
+    )
+    events: list[str] = []
+    compute = in_process.statistics
+
+    def computing(batches: Any, options: Any) -> Any:
+        result = compute(batches, options)
+        events.append(f"statistics of {result.datasets[0].num_examples}")
+        return result
+
+    monkeypatch.setattr(in_process, "statistics", computing)
+    monkeypatch.setattr(native_heap, "trim", lambda: events.append("trim"))
+    _run(executor.Executor, examples, tmp_path / "out")
+    assert events == ["statistics of 300", "trim", "statistics of 100", "trim"]
 
 
 def test_record_batches_are_tfxios_in_order_and_decoded_a_few_ahead(

@@ -27,7 +27,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, stats_utils
 from tfx_bsl.tfxio import tf_example_record
 
-from components import private_apis
+from components import native_heap, private_apis
 from components.statistics_gen import in_process
 
 # Record batches of this many examples: TFDV's combiners are vectorised over
@@ -177,6 +177,10 @@ class Executor(tfx_executor.Executor):
                     f"StatisticsGen could not compute the statistics of split {split!r} "
                     f"({folder}): {type(error).__name__}: {error}"
                 ) from error
+            # The next split's decode threads may take other malloc arenas
+            # than this one's, beside the pages this one freed: 100 MiB more
+            # at 4.5M rows (docs/benchmarks.md, "Goal 2").
+            native_heap.trim()
         # Written once every split is computed, each whole under a temporary
         # name and then renamed: a failed run leaves no file that looks
         # finished.

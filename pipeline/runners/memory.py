@@ -10,7 +10,7 @@ component had freed (measured in docs/benchmarks.md, "Goal 2"):
   runs rarely in a process with TensorFlow's millions of long-lived objects;
 - glibc's malloc keeps the pages of freed blocks in its heaps and arenas for
   the process to reuse, and gives them back to the kernel only when asked
-  (`malloc_trim`).
+  (`components.native_heap`).
 
 With both done after each component, the 1.5M-row run's peak fell by about
 300 MiB. A full collection walks every object the process holds (0.35 s here,
@@ -25,28 +25,18 @@ runner's concern alone.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):  # not glibc (macOS, musl): nothing to trim
-        return None
-
-
-_TRIM = _malloc_trim()
+from components import native_heap
 
 
 def give_back() -> None:
     """Frees cyclic garbage, freezes the survivors and returns free heap pages to the kernel."""
     gc.collect()
     gc.freeze()
-    if _TRIM is not None:
-        _TRIM(0)
+    native_heap.trim()
 
 
 @contextmanager
