@@ -47,13 +47,14 @@ from tfx.utils import io_utils, proto_utils
 from components import private_apis
 from components.example_gen import columns
 
-# Bytes of CSV text per record batch: about 8,000 taxi rows. Arrow's streaming
-# CSV reader parses blocks ahead of the one it hands out, about fifty
-# MiB of memory per MiB of block here: 4 MiB blocks held 213 MiB over a 190 MB
-# file and 61 MiB over a 19 MB one, i.e. the whole file when it is small, so
-# ExampleGen's memory grew with the data up to that bound; 1 MiB holds 64 MiB,
-# in the same time (docs/benchmarks.md, "Goal 2").
-BLOCK_BYTES = 1 << 20
+# Bytes of CSV text per record batch: about 16,000 taxi rows. Arrow's
+# streaming CSV reader parses blocks ahead of the one it hands out, and what
+# it holds is fifty to sixty times the block here, or the whole file when that
+# is smaller: with 4 MiB blocks 213 MiB over a 190 MB file and 61 MiB over a
+# 19 MB one, so ExampleGen's memory grew with the data up to that bound.
+# 2 MiB holds 124 MiB over 190 MB and 128 over 577 MB, in the same time;
+# 1 MiB holds 64 MiB but took 6% longer (docs/benchmarks.md, "Goal 2").
+BLOCK_BYTES = 2 << 20
 # Serialized examples per output file, before compression. Beam's gzip reader
 # (`filesystem.CompressedFile`, which Transform and TFX's own readers use)
 # inflates a file in 16 MiB compressed chunks, each held whole in memory:
