@@ -418,3 +418,27 @@ def test_a_slice_column_the_transform_outputs_is_left_to_tfma(eval_inputs, tmp_p
     paths = {"": str(candidate / "Format-Serving")}
     with pytest.raises(batched.Unsupported, match="transformed features"):
         batched.evaluate(batched.plan(config), paths, files)
+
+
+def test_histogram_sums_stay_bounded_and_merge_to_the_same_totals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The unmerged parts never pass the merge bound, and merging changes no total."""
+    monkeypatch.setattr(batched, "_MERGE_ROWS", 5000)
+    rng = np.random.default_rng(7)
+    sums = batched._Sums(2)
+    expected: dict[int, list[float]] = {}
+    most = 0
+    for _ in range(60):
+        keys = rng.integers(0, 3000, size=1000)
+        values = [rng.integers(0, 4, size=1000).astype(float), np.ones(1000)]
+        sums.add(keys, values)
+        most = max(most, sums._part_rows)
+        for key, a, b in zip(keys.tolist(), *values, strict=True):
+            total = expected.setdefault(key, [0.0, 0.0])
+            total[0] += a
+            total[1] += b
+    keys, totals = sums.totals()
+    assert 0 < most <= 5000 + 1000  # one batch's unique keys past the bound, then merged
+    assert keys.tolist() == sorted(expected)
+    assert totals.tolist() == [[expected[k][i] for k in sorted(expected)] for i in range(2)]

@@ -44,8 +44,13 @@ from components import private_apis
 BATCH_SIZE = 8192
 # Sparse histogram sums are merged once the unmerged parts outgrow this many
 # rows (or the merged sums, if larger), so that memory follows the number of
-# (slice, bucket) pairs seen, not the number of examples.
-_MERGE_ROWS = 1 << 20
+# (slice, bucket) pairs seen, not the number of examples. A part row is 32
+# bytes and the taxi model's batches give about 3,000 each: 1 << 20 let the
+# parts grow by 12 bytes per eval example up to 32 MiB (2.7M examples),
+# which the 1.5M-row runs showed as the Evaluator's memory rising with the
+# data; at 1 << 18 they stop at 8 MiB, merged every 700,000 examples, in
+# milliseconds (docs/benchmarks.md, "Goal 2").
+_MERGE_ROWS = 1 << 18
 
 
 class Unsupported(Exception):
