@@ -11,14 +11,17 @@ pages of every arena at once, in milliseconds.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
+from typing import Any
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _malloc_trim() -> Any:
     try:
-        return ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):  # not glibc (macOS, musl): nothing to trim
+        function = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):  # not glibc (macOS, musl, Windows)
         return None
+    function.argtypes = [ctypes.c_size_t]
+    function.restype = ctypes.c_int
+    return function
 
 
 _TRIM = _malloc_trim()
@@ -26,6 +29,11 @@ AVAILABLE = _TRIM is not None
 
 
 def trim() -> None:
-    """Returns the free pages of every malloc arena to the kernel (nothing without glibc)."""
+    """Returns the free pages of every glibc malloc arena to the kernel.
+
+    Does nothing where the C library has no `malloc_trim`; where another
+    allocator replaces malloc (`LD_PRELOAD` of jemalloc or tcmalloc), glibc's
+    arenas are empty and so is what it returns.
+    """
     if _TRIM is not None:
         _TRIM(0)

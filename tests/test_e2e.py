@@ -99,7 +99,8 @@ def _executions(config: PipelineConfig, node_id: str) -> list[metadata_store_pb2
 
 @pytest.fixture(scope="module")
 def given_back() -> list[bool]:
-    """One entry per time the first run gave memory back: were objects frozen then."""
+    """One entry per time the first run gave memory back: were objects frozen then (the run's own
+    freeze, which makes each collection walk only what the last component made)."""
     return []
 
 
@@ -107,10 +108,13 @@ def given_back() -> list[bool]:
 def first_run(workspace: Path, given_back: list[bool]):
     config = _config(workspace)
     original = memory.give_back
+
+    def counted(**options: bool) -> None:
+        given_back.append(gc.get_freeze_count() > 0)
+        original(**options)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            memory, "give_back", lambda: given_back.append(gc.get_freeze_count() > 0) or original()
-        )
+        patch.setattr(memory, "give_back", counted)
         return config, local.run(config)
 
 

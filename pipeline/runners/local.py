@@ -77,8 +77,8 @@ def run(
     with memory.given_back_between_components() as give_back:
 
         def finished(result: NodeResult) -> None:
-            give_back()  # the next component starts on what this one freed
             report(result)
+            give_back()  # the next component starts on what this one freed
 
         tracker = ProgressTracker(store, config.run.pipeline_name, finished)
         try:

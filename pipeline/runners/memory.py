@@ -17,7 +17,7 @@ With both done after each component, the 1.5M-row run's peak fell by about
 after TensorFlow's imports), so the objects that survive one are frozen
 (`gc.freeze`): the next walks only what the component after it made. Frozen
 objects are still freed by reference counting; a cycle among them waits until
-the run ends, when the block unfreezes them.
+the run has ended and the collector runs in full again.
 
 On Kubeflow each component is a process of its own, so this is the local
 runner's concern alone.
@@ -25,6 +25,7 @@ runner's concern alone.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,22 +33,38 @@ from contextlib import contextmanager
 from components import native_heap
 
 
-def give_back() -> None:
-    """Frees cyclic garbage, freezes the survivors and returns free heap pages to the kernel."""
+def give_back(freeze: bool = True) -> None:
+    """Frees cyclic garbage and returns free heap pages to the kernel.
+
+    Args:
+        freeze: Freeze what survives the collection, so that the next one
+            walks only what is made after it.
+    """
     gc.collect()
-    gc.freeze()
+    if freeze:
+        gc.freeze()
     native_heap.trim()
 
 
 @contextmanager
 def given_back_between_components() -> Iterator[Callable[[], None]]:
-    """Within the block, `give_back` (yielded) is cheap; the collector is as before after it.
+    """A block in which the yielded `give_back` is cheap.
 
     Objects alive when the block starts are frozen at once, so that the first
-    `give_back` does not walk TensorFlow's and TFX's modules.
+    `give_back` does not walk TensorFlow's and TFX's modules, and all are
+    unfrozen when it ends (they are collectable again, at the collector's
+    next full run). Where objects are frozen already (an application that
+    froze its own), unfreezing would thaw those too: then nothing is frozen
+    and each `give_back` walks the whole heap.
+
+    Yields:
+        `give_back`, to call after each component.
     """
-    gc.freeze()
+    if gc.get_freeze_count():
+        yield functools.partial(give_back, freeze=False)
+        return
     try:
+        gc.freeze()
         yield give_back
     finally:
         gc.unfreeze()
