@@ -52,9 +52,8 @@ from components.example_gen import columns
 # it holds is fifty to sixty-five times the block here, or the whole file
 # when that is smaller: with 4 MiB blocks 213 MiB over a 190 MB file and 61
 # MiB over a 19 MB one, so ExampleGen's memory grew with the data up to that
-# bound.
-# 2 MiB holds 124 MiB over 190 MB and 128 over 577 MB, in the same time;
-# 1 MiB holds 64 MiB but took 6% longer (docs/benchmarks.md, "Goal 2").
+# bound. 2 MiB holds 124 MiB over 190 MB and 128 over 577 MB, in the same
+# time; 1 MiB holds 64 MiB but took 6% longer (docs/benchmarks.md, "Goal 2").
 BLOCK_BYTES = 2 << 20
 # Serialized examples per output file, before compression. Beam's gzip reader
 # (`filesystem.CompressedFile`, which Transform and TFX's own readers use)
